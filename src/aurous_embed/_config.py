@@ -1,0 +1,76 @@
+"""Names, defaults, documented limits and the project's assumptions, in one place.
+
+Everything the API documentation states is marked [DOC]. Every gap the docs leave is settled by the
+"Project decisions" table of the API contract and marked [ASSUMPTION]; README lists each one under
+"Assumptions". If the live API turns out different, only the constant here changes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+# --- environment and defaults -------------------------------------------------------------------
+ENV_API_KEY: Final = "AUROUS_API_KEY"
+ENV_BASE_URL: Final = "AUROUS_BASE_URL"
+ENV_API_VERSION: Final = "AUROUS_API_VERSION"
+
+DEFAULT_BASE_URL: Final = "https://api.aurous-labs.com/v1"  # [DOC]
+# [ASSUMPTION] `GET /v1/models` lists this slug; the OpenAPI examples also show "aurous-embed-vision".
+DEFAULT_MODEL: Final = "aurous-embed-vision-1.0"
+MODEL_ALIASES: Final = ("aurous-embed-vision",)  # accepted by the emulator, echoed as sent
+CHAT_MODEL: Final = "aurous-grow-2.0-pro"  # [DOC] the chat model; embeddings answer model_wrong_kind
+# [ASSUMPTION] the server's embedding timeout is not documented; 60 s covers the documented 1-2 s p50
+# with media with a wide margin.
+DEFAULT_TIMEOUT: Final = 60.0
+DEFAULT_MAX_RETRIES: Final = 4
+DEFAULT_MAX_CONCURRENCY: Final = 32
+
+# --- versions -----------------------------------------------------------------------------------
+API_VERSION_PATTERN: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # [DOC]
+CURRENT_API_VERSION: Final = "2026-05-15"  # [DOC] first stable pin ("v1.0")
+
+# --- documented input limits [DOC] --------------------------------------------------------------
+MAX_PARTS: Final = 16
+MAX_IMAGES: Final = 8
+MAX_TEXT_CHARS: Final = 1_000_000
+MAX_URL_CHARS: Final = 2048
+CONTEXT_WINDOW_TOKENS: Final = 128_000
+SUPPORTED_DIMENSIONS: Final = (1024, 2048)  # `aurous_metadata.dimensions`; validated, not applied
+
+# [ASSUMPTION] inline `b64_json` bytes get the documented `/v1/files` limits, the conservative choice.
+IMAGE_MIME_TYPES: Final = ("image/png", "image/jpeg", "image/webp")
+MAX_IMAGE_BYTES: Final = 10 * 1024 * 1024
+MAX_IMAGE_SIDE: Final = 4096
+
+# --- pricing [DOC] ------------------------------------------------------------------------------
+TEXT_CREDITS_PER_M: Final = 18.75
+VISUAL_CREDITS_PER_M: Final = 48.75
+# [ASSUMPTION] the tokenizer is not documented. The emulator counts ceil(utf-8 bytes / 4), minimum 1,
+# and 1,024 tokens per image; the client's local budget estimate uses the same text rule and the top
+# of the documented 1,000-1,500 visual-token range, so it is an upper bound.
+TEXT_BYTES_PER_TOKEN: Final = 4
+EMULATOR_TOKENS_PER_IMAGE: Final = 1024
+ESTIMATE_TOKENS_PER_IMAGE: Final = 1500
+
+# --- idempotency and retries --------------------------------------------------------------------
+IDEMPOTENCY_WINDOW_SECONDS: Final = 24 * 3600  # [DOC]
+# [DOC] 409 idempotency_key_in_use for an in-flight key: back off 0.5 s doubling to 8 s.
+CONFLICT_BACKOFF_INITIAL: Final = 0.5
+CONFLICT_BACKOFF_MAX: Final = 8.0
+# [ASSUMPTION] how long a call keeps waiting for its own in-flight first attempt (no documented bound).
+CONFLICT_MAX_WAIT: Final = 60.0
+# [DOC] 5xx: exponential backoff with jitter, 1 s -> 2 s -> 4 s -> 8 s, capped around 30 s.
+SERVER_BACKOFF_INITIAL: Final = 1.0
+SERVER_BACKOFF_MAX: Final = 30.0
+# [ASSUMPTION] the longest single wait the client honours from Retry-After / X-RateLimit-Reset.
+MAX_RETRY_AFTER: Final = 60.0
+
+# --- emulator defaults [ASSUMPTION: embedding RPM/TPM are not documented] -----------------------
+EMULATOR_RPM: Final = 600
+EMULATOR_RPM_BURST: Final = 120
+EMULATOR_TPM: Final = 1_000_000
+EMULATOR_NATIVE_DIMENSION: Final = 2048
+EMULATOR_CREDITS: Final = 1000.0
+
+DOC_ERRORS_URL: Final = "https://docs.aurous-labs.com/errors#"
