@@ -19,7 +19,9 @@ DEFAULT_BASE_URL: Final = "https://api.aurous-labs.com/v1"  # [DOC]
 # [ASSUMPTION] `GET /v1/models` lists this slug; the OpenAPI examples also show "aurous-embed-vision".
 DEFAULT_MODEL: Final = "aurous-embed-vision-1.0"
 MODEL_ALIASES: Final = ("aurous-embed-vision",)  # accepted by the emulator, echoed as sent
-CHAT_MODEL: Final = "aurous-grow-2.0-pro"  # [DOC] the chat model; embeddings answer model_wrong_kind
+CHAT_MODEL: Final = (
+    "aurous-grow-2.0-pro"  # [DOC] the chat model; embeddings answer model_wrong_kind
+)
 # [ASSUMPTION] the server's embedding timeout is not documented; 60 s covers the documented 1-2 s p50
 # with media with a wide margin.
 DEFAULT_TIMEOUT: Final = 60.0

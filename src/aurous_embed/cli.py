@@ -12,7 +12,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args and args[0] == "serve":
         from aurous_embed.testing._serve import serve_command
 
-        return serve_command(args[1:])
+        return int(serve_command(args[1:]))
     print("usage: aurous-embed serve [options]", file=sys.stderr)
     return 2
 

@@ -1,0 +1,291 @@
+"""One logical API call: headers, idempotency key, send, retry loop, status to exception.
+
+The sync and async requesters are thin twins around the pure policy in :mod:`aurous_embed._retry`.
+Every attempt of one call carries the same ``Idempotency-Key``, so a retry after a lost answer gets
+the server's replay instead of a second charge.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import random
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from aurous_embed._errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AurousError,
+    error_from_response,
+)
+from aurous_embed._retry import Clock, RetryState, decide
+from aurous_embed._secrets import Secret
+from aurous_embed._version import __version__
+
+logger = logging.getLogger("aurous_embed")
+
+USER_AGENT = (
+    f"aurous-embed/{__version__} python/{platform.python_version()} httpx/{httpx.__version__}"
+)
+
+#: Called with (status, headers) of every HTTP answer, retries included (the engine paces on it).
+ResponseObserver = Callable[[int, httpx.Headers], None]
+
+# Transport failures after which the request certainly never reached the server.
+_NEVER_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class APIResponse:
+    """A successful (2xx) answer, parsed.
+
+    Attributes:
+        charged_earlier: an earlier attempt of this call may have been charged (its answer was lost),
+            so a replayed answer here stands for that charge.
+    """
+
+    status_code: int
+    headers: httpx.Headers
+    data: Any
+    request_id: str | None
+    api_version: str | None
+    replayed: bool
+    idempotency_key: str | None
+    charged_earlier: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPSettings:
+    """Everything a requester needs besides the httpx client."""
+
+    base_url: str
+    api_key: Secret
+    api_version: str | None
+    max_retries: int
+    clock: Clock
+
+
+def new_idempotency_key() -> str:
+    """A uuid4: 36 characters, valid under both documented length limits (64 and 256)."""
+    return str(uuid.uuid4())
+
+
+def build_headers(
+    settings: HTTPSettings, *, idempotency_key: str | None, json_body: bool
+) -> dict[str, str]:
+    headers = {
+        "X-Api-Key": settings.api_key.reveal(),
+        "Accept": "application/json",
+        "User-Agent": USER_AGENT,
+    }
+    if json_body:
+        headers["Content-Type"] = "application/json"
+    if idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key
+    if settings.api_version is not None:
+        headers["Aurous-Version"] = settings.api_version
+    return headers
+
+
+def encode_json(body: Mapping[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _transport_error(exc: httpx.TransportError) -> APIConnectionError:
+    sent = not isinstance(exc, _NEVER_SENT)
+    if isinstance(exc, httpx.TimeoutException):
+        error: APIConnectionError = APITimeoutError(
+            f"Request timed out ({type(exc).__name__}).", may_have_reached_server=sent
+        )
+    else:
+        error = APIConnectionError(
+            f"Connection error ({type(exc).__name__}: {exc}).", may_have_reached_server=sent
+        )
+    error.__cause__ = exc
+    return error
+
+
+def _outcome(
+    response: httpx.Response, state: RetryState, idempotency_key: str | None
+) -> APIResponse | APIStatusError:
+    headers = response.headers
+    if not 200 <= response.status_code < 300:
+        return error_from_response(response.status_code, headers, response.content)
+    try:
+        data = json.loads(response.content) if response.content else None
+    except ValueError as exc:
+        raise APIError(
+            f"the API answered {response.status_code} with a body that is not JSON",
+            request_id=headers.get("aurous-request-id"),
+        ) from exc
+    return APIResponse(
+        status_code=response.status_code,
+        headers=headers,
+        data=data,
+        request_id=headers.get("aurous-request-id"),
+        api_version=headers.get("aurous-version"),
+        replayed=headers.get("aurous-idempotent-replayed", "").lower() == "true",
+        idempotency_key=idempotency_key,
+        charged_earlier=state.maybe_in_flight,
+    )
+
+
+def _log_attempt(method: str, url: str, attempt: int, result: object) -> None:
+    if logger.isEnabledFor(logging.DEBUG):
+        if isinstance(result, APIResponse):
+            what = f"{result.status_code} {result.request_id}"
+            what += " (replayed)" if result.replayed else ""
+        else:
+            what = str(result)
+        logger.debug("%s %s attempt %d -> %s", method, url, attempt, what)
+
+
+@dataclass
+class _Call:
+    """The per-call pieces shared by both loops."""
+
+    settings: HTTPSettings
+    method: str
+    path: str
+    idempotency_key: str | None
+    json_body: bool
+    observer: ResponseObserver | None
+
+    @property
+    def url(self) -> str:
+        return f"{self.settings.base_url}{self.path}"
+
+    def headers(self) -> dict[str, str]:
+        return build_headers(
+            self.settings, idempotency_key=self.idempotency_key, json_body=self.json_body
+        )
+
+    def judge(
+        self, attempt: int, state: RetryState, result: APIResponse | AurousError
+    ) -> tuple[APIResponse | None, float, RetryState]:
+        """Return the final response, or the delay before the next attempt (raising when done)."""
+        _log_attempt(self.method, self.url, attempt, result)
+        if isinstance(result, APIResponse):
+            return result, 0.0, state
+        decision = decide(
+            result,
+            state,
+            max_retries=self.settings.max_retries,
+            now=self.settings.clock.time(),
+            rand=random.random,
+        )
+        if decision.delay is None:
+            raise result
+        logger.info(
+            "%s %s: %s; retrying in %.2fs (retry %d of %d)",
+            self.method,
+            self.path,
+            decision.reason,
+            decision.delay,
+            decision.state.retries,
+            self.settings.max_retries,
+        )
+        return None, decision.delay, decision.state
+
+    def observe(self, response: httpx.Response) -> None:
+        if self.observer is not None:
+            self.observer(response.status_code, response.headers)
+
+
+class SyncRequester:
+    """Sends one logical call with retries, on a caller-owned :class:`httpx.Client`."""
+
+    def __init__(self, settings: HTTPSettings, client: httpx.Client) -> None:
+        self.settings = settings
+        self.client = client
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        files: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        observer: ResponseObserver | None = None,
+    ) -> APIResponse:
+        call = _Call(self.settings, method, path, idempotency_key, content is not None, observer)
+        state = RetryState()
+        attempt = 0
+        while True:
+            attempt += 1
+            result: APIResponse | AurousError
+            try:
+                response = self.client.request(
+                    method,
+                    call.url,
+                    content=content,
+                    files=files,
+                    data=data,
+                    headers=call.headers(),
+                )
+                call.observe(response)
+                result = _outcome(response, state, idempotency_key)
+            except httpx.TransportError as exc:
+                result = _transport_error(exc)
+            final, delay, state = call.judge(attempt, state, result)
+            if final is not None:
+                return final
+            self.settings.clock.sleep(delay)
+
+
+class AsyncRequester:
+    """The async twin of :class:`SyncRequester`, on an :class:`httpx.AsyncClient`."""
+
+    def __init__(self, settings: HTTPSettings, client: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.client = client
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        files: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        observer: ResponseObserver | None = None,
+    ) -> APIResponse:
+        call = _Call(self.settings, method, path, idempotency_key, content is not None, observer)
+        state = RetryState()
+        attempt = 0
+        while True:
+            attempt += 1
+            result: APIResponse | AurousError
+            try:
+                response = await self.client.request(
+                    method,
+                    call.url,
+                    content=content,
+                    files=files,
+                    data=data,
+                    headers=call.headers(),
+                )
+                call.observe(response)
+                result = _outcome(response, state, idempotency_key)
+            except httpx.TransportError as exc:
+                result = _transport_error(exc)
+            final, delay, state = call.judge(attempt, state, result)
+            if final is not None:
+                return final
+            await self.settings.clock.asleep(delay)

@@ -1,0 +1,258 @@
+"""Local images (bytes, paths, PIL images, numpy arrays) to PNG/JPEG/WebP bytes the API accepts.
+
+Bytes that already meet the limits (PNG/JPEG/WebP, at most 10 MB and 4096 px on the longer side)
+are sent unchanged. Anything else is re-encoded or downscaled with Pillow (extra ``images``); without
+Pillow a clear :class:`MissingDependencyError` names the extra.
+
+The format sniffing and header size parsing below are hand-written on purpose: they keep the core
+free of dependencies (httpx only) while still catching non-images and oversized images before a
+request is sent. They read a few header bytes, never decode pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aurous_embed._config import MAX_IMAGE_BYTES, MAX_IMAGE_SIDE
+from aurous_embed._errors import InputValidationError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+IMAGES_EXTRA_HINT = 'pip install "aurous-embed[images]"'
+
+
+def sniff_mime(data: bytes) -> str | None:
+    """The MIME type of PNG, JPEG or WebP bytes, from their magic numbers; ``None`` otherwise."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def header_size(data: bytes, mime: str) -> tuple[int, int] | None:
+    """(width, height) read from the image header, or ``None`` if the header is unreadable."""
+    try:
+        if mime == "image/png":
+            if data[12:16] != b"IHDR":
+                return None
+            width, height = struct.unpack(">II", data[16:24])
+            return int(width), int(height)
+        if mime == "image/webp":
+            return _webp_size(data)
+        if mime == "image/jpeg":
+            return _jpeg_size(data)
+    except (struct.error, IndexError):
+        return None
+    return None
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8 ":  # lossy: 14-bit sizes after the frame tag and start code
+        w, h = struct.unpack("<HH", data[26:30])
+        return w & 0x3FFF, h & 0x3FFF
+    if chunk == b"VP8L":  # lossless: 14-bit sizes packed after the signature byte
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X":  # extended: 24-bit canvas sizes minus one
+        w = int.from_bytes(data[24:27], "little") + 1
+        h = int.from_bytes(data[27:30], "little") + 1
+        return w, h
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        # SOF0..SOF15 carry the frame size, except DHT (C4), JPG (C8) and DAC (CC).
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
+            return int(width), int(height)
+        pos += 2 + length
+    return None
+
+
+def _pil() -> Any:
+    try:
+        from PIL import Image as PILImageModule
+    except ImportError:
+        raise MissingDependencyError(
+            f"this image needs Pillow to be converted or resized: {IMAGES_EXTRA_HINT}"
+        ) from None
+    return PILImageModule
+
+
+def is_pil_image(value: object) -> bool:
+    """True for a PIL image, without importing Pillow when it is not already loaded."""
+    module = type(value).__module__
+    return module.startswith("PIL.") and hasattr(value, "save") and hasattr(value, "size")
+
+
+def is_ndarray(value: object) -> bool:
+    """True for a numpy array, without importing numpy."""
+    return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
+
+
+def is_path_like(value: object) -> bool:
+    return isinstance(value, (str, os.PathLike))
+
+
+def check_source(source: object, *, param: str) -> None:
+    """Cheap checks of an image source, done for every item before a batch sends anything."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise InputValidationError("image bytes are empty", param=param)
+        return
+    if is_path_like(source):
+        path = Path(source)  # type: ignore[arg-type]
+        text = str(source)
+        if "://" in text or text.startswith("data:"):
+            raise InputValidationError(
+                f"{text[:80]!r} is a URI, not a file path: use ImageURL(url) for https URLs or "
+                "image_from_uri(uri), which also reads file:// and data: URIs",
+                param=param,
+            )
+        if not path.is_file():
+            what = "is a directory" if path.is_dir() else "does not exist"
+            raise InputValidationError(f"image file {text!r} {what}", param=param)
+        return
+    if is_pil_image(source):
+        return
+    if is_ndarray(source):
+        _check_array(source, param=param)
+        return
+    raise InputValidationError(
+        "an image must be a path, bytes, a PIL image or a numpy uint8 array, "
+        f"not {type(source).__name__}",
+        param=param,
+    )
+
+
+def _check_array(array: Any, *, param: str) -> None:
+    if str(array.dtype) != "uint8":
+        raise InputValidationError(
+            f"a numpy image must have dtype uint8, not {array.dtype} "
+            "(scale floats in [0, 1] with (a * 255).astype('uint8'))",
+            param=param,
+        )
+    shape = tuple(array.shape)
+    if not (len(shape) == 2 or (len(shape) == 3 and shape[2] in (1, 3, 4))):
+        raise InputValidationError(
+            f"a numpy image must be HxW or HxWxC with C in 1, 3, 4; got shape {shape}", param=param
+        )
+    if 0 in shape:
+        raise InputValidationError(f"a numpy image has an empty dimension: {shape}", param=param)
+
+
+def encode_image(source: object, *, fit: bool, param: str) -> bytes:
+    """Bytes of a PNG/JPEG/WebP image within the limits, ready for ``image_url.b64_json``.
+
+    Raises:
+        InputValidationError: unreadable or corrupt image, or over the limits with ``fit=False``.
+        MissingDependencyError: conversion needed but Pillow (or numpy) is not installed.
+    """
+    check_source(source, param=param)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _fit_bytes(bytes(source), fit=fit, param=param)
+    if is_path_like(source):
+        try:
+            data = Path(source).read_bytes()  # type: ignore[arg-type]
+        except OSError as exc:
+            raise InputValidationError(f"cannot read image file: {exc}", param=param) from None
+        if not data:
+            raise InputValidationError(f"image file {str(source)!r} is empty", param=param)
+        return _fit_bytes(data, fit=fit, param=param)
+    pil = _pil()
+    if is_ndarray(source):
+        array: Any = source
+        # Pillow has no mode for HxWx1; it is a grey image.
+        image: PILImage = pil.fromarray(
+            array[:, :, 0] if array.ndim == 3 and array.shape[2] == 1 else array
+        )
+    else:
+        image = source  # type: ignore[assignment]
+    return _reencode(image, fit=fit, param=param, lossy_source=False)
+
+
+def _fit_bytes(data: bytes, *, fit: bool, param: str) -> bytes:
+    mime = sniff_mime(data)
+    size = header_size(data, mime) if mime else None
+    if mime and size and len(data) <= MAX_IMAGE_BYTES and max(size) <= MAX_IMAGE_SIDE:
+        return data  # already acceptable: send the caller's bytes untouched
+    if mime and size is None:
+        raise InputValidationError(
+            f"the {mime} header is corrupt or truncated; cannot read the image size", param=param
+        )
+    problem = (
+        f"{size[0]}x{size[1]} px is over {MAX_IMAGE_SIDE} px"
+        if size and max(size) > MAX_IMAGE_SIDE
+        else f"{len(data):,} bytes is over {MAX_IMAGE_BYTES:,}"
+        if mime
+        else "not a PNG, JPEG or WebP image"
+    )
+    if not fit:
+        raise InputValidationError(
+            f"image {problem} and fit=False forbids converting it", param=param
+        )
+    try:
+        pil = _pil()
+    except MissingDependencyError as exc:
+        raise MissingDependencyError(f"image {problem}; {exc}") from None
+    try:
+        image = pil.open(io.BytesIO(data))
+        image.load()
+    except Exception as exc:  # Pillow raises many types for bad data
+        raise InputValidationError(
+            f"cannot decode image ({problem}): {type(exc).__name__}: {exc}", param=param
+        ) from None
+    return _reencode(image, fit=fit, param=param, lossy_source=mime == "image/jpeg")
+
+
+def _reencode(image: PILImage, *, fit: bool, param: str, lossy_source: bool) -> bytes:
+    """Encode a PIL image as PNG (or JPEG for photos), downscaling to the limits."""
+    pil = _pil()
+    if max(image.size) > MAX_IMAGE_SIDE:
+        if not fit:
+            raise InputValidationError(
+                f"image {image.size[0]}x{image.size[1]} px is over {MAX_IMAGE_SIDE} px", param=param
+            )
+        image = image.copy()
+        image.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE), pil.Resampling.LANCZOS)
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    if image.mode not in ("RGB", "RGBA", "L", "LA"):
+        image = image.convert("RGBA" if has_alpha else "RGB")
+    use_jpeg = lossy_source and not has_alpha
+    for _ in range(8):
+        buffer = io.BytesIO()
+        if use_jpeg:
+            image.convert("RGB").save(buffer, format="JPEG", quality=90)
+        else:
+            image.save(buffer, format="PNG", optimize=False)
+        if buffer.tell() <= MAX_IMAGE_BYTES:
+            return buffer.getvalue()
+        if not use_jpeg and not has_alpha:
+            use_jpeg = True  # a big lossless photo: JPEG first, then downscale
+            continue
+        width, height = image.size
+        image = image.resize((max(1, width * 3 // 4), max(1, height * 3 // 4)))
+    raise InputValidationError(
+        f"cannot bring the image under {MAX_IMAGE_BYTES:,} bytes", param=param
+    )  # pragma: no cover - eight 25% downscales always get there

@@ -1,0 +1,136 @@
+"""Unit-test helpers: a scripted fake API on httpx.MockTransport and a clock that never sleeps."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from aurous_embed import AsyncAurousClient, AurousClient
+
+API_KEY = "al_live_" + "0123456789abcdef" * 4
+BASE_URL = "https://api.test.invalid/v1"
+
+
+def embedding_body(vector: list[float] | str | None = None, **usage: Any) -> dict[str, Any]:
+    """A documented success body."""
+    return {
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": vector or [0.1, 0.2, 0.3]}],
+        "model": "aurous-embed-vision-1.0",
+        "usage": {
+            "prompt_tokens": usage.get("tokens", 3),
+            "total_tokens": usage.get("tokens", 3),
+            "credits_charged": usage.get("credits", 0.00005625),
+            "breakdown": {
+                "input": {"text": usage.get("credits", 0.00005625), "visual": 0, "video": 0},
+                "model": "aurous-embed-vision-1.0",
+            },
+        },
+    }
+
+
+def error_body(
+    code: str, type_: str = "invalid_request", param: str | None = None
+) -> dict[str, Any]:
+    return {
+        "error": {
+            "type": type_,
+            "code": code,
+            "message": f"message for {code}",
+            "param": param,
+            "doc_url": f"https://docs.aurous-labs.com/errors#{code}",
+            "request_id": "req_01TESTERRORREQUESTID0000",
+        }
+    }
+
+
+def respond(
+    status: int = 200, body: Any = None, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    payload = embedding_body() if body is None and status < 300 else body
+    base = {"Aurous-Request-Id": "req_01TESTREQUESTID000000000", "Aurous-Version": "2026-05-15"}
+    return httpx.Response(status, json=payload, headers={**base, **(headers or {})})
+
+
+Responder = Callable[[httpx.Request], httpx.Response]
+
+
+@dataclass
+class FakeAPI:
+    """Records every request; answers from a script (a list of responders) or a default."""
+
+    script: list[Responder | httpx.Response | Exception] = field(default_factory=list)
+    default: Responder = field(default=lambda request: respond())
+    requests: list[httpx.Request] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        with self.lock:
+            self.requests.append(request)
+            step = self.script.pop(0) if self.script else self.default
+        if isinstance(step, Exception):
+            raise step
+        if isinstance(step, httpx.Response):
+            return step
+        return step(request)
+
+    def bodies(self) -> list[Any]:
+        return [json.loads(r.content) for r in self.requests]
+
+
+@dataclass
+class FakeClock:
+    """A clock whose sleeps are recorded, not slept."""
+
+    now: float = 1_800_000_000.0
+    sleeps: list[float] = field(default_factory=list)
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    async def asleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+
+
+@pytest.fixture
+def api() -> FakeAPI:
+    return FakeAPI()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def client(api: FakeAPI, clock: FakeClock) -> Iterator[AurousClient]:
+    with AurousClient(
+        API_KEY,
+        base_url=BASE_URL,
+        http_client=httpx.Client(transport=httpx.MockTransport(api)),
+        clock=clock,
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+def aclient(api: FakeAPI, clock: FakeClock) -> AsyncAurousClient:
+    return AsyncAurousClient(
+        API_KEY,
+        base_url=BASE_URL,
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(api)),
+        clock=clock,
+    )

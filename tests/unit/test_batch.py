@@ -1,0 +1,187 @@
+"""embed_many: N requests, bounded concurrency, input order, partial failure, fatal stop, progress."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from typing import Any
+
+import httpx
+import pytest
+
+from aurous_embed import (
+    AsyncAurousClient,
+    AurousClient,
+    AuthenticationError,
+    BadRequestError,
+    BatchEmbeddingError,
+    Text,
+)
+from tests.unit.conftest import API_KEY, BASE_URL, FakeAPI, embedding_body, error_body, respond
+
+
+def echo_vector(request: httpx.Request) -> httpx.Response:
+    """Answer with a vector that encodes the text, so order mistakes are visible."""
+    text = json.loads(request.content)["input"]
+    text = text if isinstance(text, str) else text[0]["text"]
+    return respond(body=embedding_body([float(len(text)), float(ord(text[-1]))], credits=0.5))
+
+
+def test_order_and_one_request_per_input(client: AurousClient, api: FakeAPI) -> None:
+    api.default = echo_vector
+    inputs = [f"item-{i}" + "x" * (i % 7) for i in range(100)]
+    results = client.embed_many(inputs)
+    assert [r.embedding for r in results] == [[float(len(t)), float(ord(t[-1]))] for t in inputs]
+    assert len(api.requests) == 100
+    assert sorted(json.loads(r.content)["input"] for r in api.requests) == sorted(inputs)
+    assert len({r.headers["idempotency-key"] for r in api.requests}) == 100
+    assert client.usage.requests == 100
+    assert client.usage.credits_charged == pytest.approx(50.0)
+
+
+def test_combined_parts_item_is_one_request(client: AurousClient, api: FakeAPI) -> None:
+    client.embed_many([[Text("a"), Text("b")], "c"])
+    bodies = sorted(json.dumps(b["input"]) for b in api.bodies())
+    assert bodies == ['"c"', '[{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]']
+
+
+def test_empty_batch_sends_nothing(client: AurousClient, api: FakeAPI) -> None:
+    assert client.embed_many([]) == []
+    assert api.requests == []
+
+
+def test_accepts_any_iterable(client: AurousClient, api: FakeAPI) -> None:
+    results = client.embed_many(f"t{i}" for i in range(5))
+    assert len(results) == 5
+
+
+def test_concurrency_is_bounded_and_used(api: FakeAPI) -> None:
+    in_flight = 0
+    peak = 0
+    lock = threading.Lock()
+    gate = threading.Barrier(4, timeout=5)
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            gate.wait()  # the first four requests must all be in flight together
+        with lock:
+            in_flight -= 1
+        return respond()
+
+    api.default = slow
+    with AurousClient(
+        API_KEY,
+        base_url=BASE_URL,
+        max_concurrency=8,
+        http_client=httpx.Client(transport=httpx.MockTransport(api)),
+    ) as client:
+        client.embed_many([f"t{i}" for i in range(12)], concurrency=4)
+    assert peak == 4
+
+
+def test_partial_failure_keeps_every_success(client: AurousClient, api: FakeAPI) -> None:
+    def some_fail(request: httpx.Request) -> httpx.Response:
+        text = json.loads(request.content)["input"]
+        if text in ("t3", "t7"):
+            return respond(400, error_body("embeddings_input_too_large", param="input"))
+        return echo_vector(request)
+
+    api.default = some_fail
+    with pytest.raises(BatchEmbeddingError) as info:
+        client.embed_many([f"t{i}" for i in range(10)])
+    error = info.value
+    assert sorted(error.errors) == [3, 7]
+    assert all(isinstance(e, BadRequestError) for e in error.errors.values())
+    assert [r is None for r in error.results] == [i in (3, 7) for i in range(10)]
+    assert error.results[5] is not None and error.results[5].embedding == [2.0, float(ord("5"))]
+    assert "2 of 10 inputs failed" in str(error)
+    assert len(api.requests) == 10  # failures did not stop the others
+
+
+def test_fatal_error_stops_sending(api: FakeAPI) -> None:
+    api.default = lambda request: respond(401, error_body("invalid_api_key", "authentication"))
+    with AurousClient(
+        API_KEY,
+        base_url=BASE_URL,
+        max_concurrency=2,
+        http_client=httpx.Client(transport=httpx.MockTransport(api)),
+    ) as client:
+        with pytest.raises(BatchEmbeddingError) as info:
+            client.embed_many([f"t{i}" for i in range(50)])
+    assert len(api.requests) <= 2 * 4 + 2  # stopped early, not 50 doomed requests
+    assert sorted(info.value.errors) == list(range(50))  # every item accounted for
+    assert all(isinstance(e, AuthenticationError) for e in info.value.errors.values())
+
+
+def test_progress_callback(client: AurousClient, api: FakeAPI) -> None:
+    api.default = echo_vector
+    seen: list[tuple[int, int | None, float]] = []
+    client.embed_many(
+        ["a", "b", "c"],
+        on_progress=lambda done, total, credits: seen.append((done, total, credits)),
+    )
+    assert [s[0] for s in seen] == [1, 2, 3]
+    assert {s[1] for s in seen} == {3}
+    assert seen[-1][2] == pytest.approx(1.5)
+
+
+def test_caller_iterator_error_surfaces(client: AurousClient) -> None:
+    def broken() -> Any:
+        yield "a"
+        raise RuntimeError("source broke")
+
+    with pytest.raises(RuntimeError, match="source broke"):
+        client.embed_many(broken())
+
+
+async def test_async_order_partial_failure_and_progress(
+    aclient: AsyncAurousClient, api: FakeAPI
+) -> None:
+    def some_fail(request: httpx.Request) -> httpx.Response:
+        text = json.loads(request.content)["input"]
+        if text == "t4":
+            return respond(400, error_body("model_wrong_kind", param="model"))
+        return echo_vector(request)
+
+    api.default = some_fail
+    seen: list[int] = []
+    async with aclient:
+        ok = await aclient.embed_many(
+            [f"t{i}" for i in range(4)], on_progress=lambda d, t, c: seen.append(d)
+        )
+        assert [r.embedding[1] for r in ok] == [float(ord(str(i))) for i in range(4)]
+        with pytest.raises(BatchEmbeddingError) as info:
+            await aclient.embed_many([f"t{i}" for i in range(6)])
+    assert seen == [1, 2, 3, 4]
+    assert list(info.value.errors) == [4]
+    assert info.value.results[5] is not None
+
+
+async def test_async_concurrency_bound(api: FakeAPI) -> None:
+    import asyncio
+
+    in_flight = 0
+    peak = 0
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        in_flight -= 1
+        return respond()
+
+    async with AsyncAurousClient(
+        API_KEY,
+        base_url=BASE_URL,
+        max_concurrency=5,
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(slow)),
+    ) as client:
+        await client.embed_many([f"t{i}" for i in range(30)])
+    assert peak == 5

@@ -1,0 +1,105 @@
+"""Client surface: public names, no framework imports, secrets kept out of sight, lifecycle."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import subprocess
+import sys
+import threading
+
+import httpx
+import pytest
+
+import aurous_embed
+from aurous_embed import AsyncAurousClient, AurousClient, AuthenticationError
+from aurous_embed._secrets import Secret
+from tests.unit.conftest import API_KEY, BASE_URL, FakeAPI, error_body, respond
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert aurous_embed.__all__ == sorted(aurous_embed.__all__)
+    # ("@..." names are pytest's assertion-rewriting helpers: the package holds a pytest plugin)
+    public = {n for n in dir(aurous_embed) if n[0] not in "_@"} - {"types", "testing", "cli"}
+    assert set(aurous_embed.__all__) - {"__version__"} == public
+    for name in aurous_embed.__all__:
+        assert getattr(aurous_embed, name) is not None
+
+
+def test_import_loads_no_framework_or_optional_dependency() -> None:
+    code = (
+        "import sys, aurous_embed\n"
+        "heavy = {'langchain_core', 'llama_index', 'chromadb', 'PIL', 'numpy', 'starlette', 'uvicorn', 'pydantic'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_key_never_in_repr_or_str() -> None:
+    for cls in (AurousClient, AsyncAurousClient):
+        client = cls(API_KEY, base_url=BASE_URL)
+        assert API_KEY not in repr(client)
+        assert API_KEY not in str(client)
+        assert "api_key='***'" in repr(client)
+        assert API_KEY not in repr(vars(client))
+    secret = Secret(API_KEY)
+    assert repr(secret) == str(secret) == "'***'"
+    with pytest.raises(TypeError):
+        pickle.dumps(secret)
+
+
+def test_key_never_in_exceptions(client: AurousClient, api: FakeAPI) -> None:
+    api.default = lambda request: respond(401, error_body("invalid_api_key", "authentication"))
+    with pytest.raises(AuthenticationError) as info:
+        client.embed("x")
+    error = info.value
+    assert API_KEY not in str(error) and API_KEY not in repr(error)
+    assert API_KEY not in repr(vars(error))
+
+
+def test_key_never_in_debug_logs(
+    client: AurousClient, api: FakeAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    api.script = [respond(500, error_body("internal_error", "server_error")), respond()]
+    with caplog.at_level(logging.DEBUG):
+        client.embed("x")
+        logging.getLogger("httpx").debug("header leak attempt X-Api-Key: %s", API_KEY)
+        logging.getLogger("httpcore.http11").debug("another %s", API_KEY)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "attempt 1 -> " in text and "retrying" in text  # the client did log
+    assert API_KEY not in text
+    assert "***" in text
+
+
+def test_close_does_not_close_a_caller_owned_http_client(api: FakeAPI) -> None:
+    http = httpx.Client(transport=httpx.MockTransport(api))
+    with AurousClient(API_KEY, base_url=BASE_URL, http_client=http):
+        pass
+    assert not http.is_closed
+    own = AurousClient(API_KEY, base_url=BASE_URL)
+    own.close()
+    assert own._http.is_closed
+
+
+async def test_async_close(api: FakeAPI) -> None:
+    own = AsyncAurousClient(API_KEY, base_url=BASE_URL)
+    async with own:
+        pass
+    assert own._http.is_closed
+
+
+def test_usage_totals_are_safe_under_concurrency(client: AurousClient, api: FakeAPI) -> None:
+    def hammer() -> None:
+        for _ in range(50):
+            client.embed("x")
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    usage = client.usage
+    assert usage.requests == 400
+    assert usage.prompt_tokens == 1200
+    assert usage.credits_charged == pytest.approx(400 * 0.00005625)

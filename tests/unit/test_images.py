@@ -1,0 +1,172 @@
+"""Local images: pass-through within limits, conversion and downscaling with Pillow, clear errors."""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import io
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aurous_embed import (
+    AurousClient,
+    BatchEmbeddingError,
+    Image,
+    InputValidationError,
+    MissingDependencyError,
+)
+from aurous_embed._config import MAX_IMAGE_BYTES, MAX_IMAGE_SIDE
+from aurous_embed._images import encode_image, header_size, sniff_mime
+from tests.unit.conftest import FakeAPI
+
+PIL = pytest.importorskip("PIL.Image")
+np = pytest.importorskip("numpy")
+
+
+def png(width: int, height: int, mode: str = "RGB", fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    PIL.new(mode, (width, height), (200, 30, 30) if mode == "RGB" else 128).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def decode(data: bytes) -> Any:
+    image = PIL.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_header_sizes_without_decoding(fmt: str) -> None:
+    data = png(37, 21, fmt=fmt)
+    mime = sniff_mime(data)
+    assert mime == f"image/{fmt.lower()}"
+    assert header_size(data, mime) == (37, 21)
+
+
+def test_lossless_and_extended_webp_sizes() -> None:
+    buffer = io.BytesIO()
+    PIL.new("RGBA", (300, 5), (1, 2, 3, 4)).save(buffer, format="WEBP", lossless=True)
+    assert header_size(buffer.getvalue(), "image/webp") == (300, 5)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_acceptable_bytes_are_sent_unchanged(fmt: str) -> None:
+    data = png(64, 48, fmt=fmt)
+    assert encode_image(data, fit=True, param="p") == data
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF"])
+def test_other_formats_are_converted(fmt: str) -> None:
+    out = encode_image(png(10, 8, fmt=fmt), fit=True, param="p")
+    assert sniff_mime(out) == "image/png"
+    assert decode(out).size == (10, 8)
+
+
+def test_oversized_image_is_downscaled_keeping_aspect() -> None:
+    out = encode_image(png(MAX_IMAGE_SIDE + 904, 1000, fmt="JPEG"), fit=True, param="p")
+    image = decode(out)
+    assert max(image.size) == MAX_IMAGE_SIDE
+    assert image.size[1] == round(1000 * MAX_IMAGE_SIDE / (MAX_IMAGE_SIDE + 904))
+    assert image.format == "JPEG"  # a photo stays a photo
+
+
+def test_oversized_with_fit_false_raises() -> None:
+    with pytest.raises(InputValidationError, match="4096 px") as info:
+        encode_image(png(MAX_IMAGE_SIDE + 1, 2), fit=False, param="input[0].image_url.b64_json")
+    assert info.value.param == "input[0].image_url.b64_json"
+
+
+def test_over_10mb_is_reencoded_under_the_limit() -> None:
+    noise = np.random.default_rng(0).integers(0, 256, (2000, 2000, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    PIL.fromarray(noise).save(buffer, format="PNG")
+    assert buffer.tell() > MAX_IMAGE_BYTES
+    out = encode_image(buffer.getvalue(), fit=True, param="p")
+    assert len(out) <= MAX_IMAGE_BYTES
+    assert sniff_mime(out) == "image/jpeg"
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b"definitely not an image", "cannot decode"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 8, "corrupt or truncated"),
+        (b"\xff\xd8\xff\xe0" + b"\x00" * 4, "corrupt or truncated"),
+    ],
+)
+def test_corrupt_images(data: bytes, fragment: str) -> None:
+    with pytest.raises(InputValidationError, match=fragment):
+        encode_image(data, fit=True, param="p")
+
+
+@pytest.mark.parametrize(
+    ("array", "fragment"),
+    [
+        (np.zeros((4, 4, 3), dtype=np.float32), "dtype uint8"),
+        (np.zeros((4, 4, 2), dtype=np.uint8), "HxWxC"),
+        (np.zeros((4,), dtype=np.uint8), "HxWxC"),
+        (np.zeros((0, 4, 3), dtype=np.uint8), "empty dimension"),
+    ],
+)
+def test_bad_arrays(client: AurousClient, api: FakeAPI, array: Any, fragment: str) -> None:
+    with pytest.raises(InputValidationError, match=fragment) as info:
+        client.embed_many(["ok", Image(array)])
+    assert (info.value.index, info.value.param) == (1, "input[0].image_url.b64_json")
+    assert api.requests == []
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (5, 7, 1), (5, 7, 3), (5, 7, 4)])
+def test_array_shapes(shape: tuple[int, ...]) -> None:
+    out = encode_image(np.full(shape, 200, dtype=np.uint8), fit=True, param="p")
+    assert decode(out).size == (7, 5)
+
+
+def test_pil_modes_are_normalised() -> None:
+    for mode in ("RGB", "RGBA", "L", "P", "CMYK", "I;16"):
+        out = encode_image(PIL.new(mode, (3, 3)), fit=True, param="p")
+        assert sniff_mime(out) == "image/png"
+
+
+def test_corrupt_file_in_a_batch_is_reported_for_its_item(
+    client: AurousClient, api: FakeAPI, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 8)
+    with pytest.raises(BatchEmbeddingError) as info:
+        client.embed_many(["a", Image(bad), "c"])
+    # the file exists, so the cheap pre-check passes; reading it fails for that item only
+    errors = info.value.errors
+    assert list(errors) == [1]
+    assert isinstance(errors[1], InputValidationError)
+    assert errors[1].param == "input[0].image_url.b64_json"
+    assert len(api.requests) == 2
+
+
+def test_without_pillow_a_conversion_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_import = builtins.__import__
+
+    def no_pil(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "PIL" or name.startswith("PIL."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pil)
+    gif = b"GIF89a" + struct.pack("<HH", 1, 1) + b"\x00" * 20
+    with pytest.raises(MissingDependencyError, match=r"aurous-embed\[images\]"):
+        encode_image(gif, fit=True, param="p")
+    small_png = png(2, 2)  # png() holds the already-imported module
+    assert (
+        encode_image(small_png, fit=True, param="p") == small_png
+    )  # within limits: no Pillow needed
+
+
+def test_image_json_is_b64_json_never_a_data_uri(client: AurousClient, api: FakeAPI) -> None:
+    client.embed(Image(png(4, 4)))
+    part = json.loads(api.requests[0].content)["input"][0]
+    assert set(part["image_url"]) == {"b64_json"}
+    assert not part["image_url"]["b64_json"].startswith("data:")
+    base64.b64decode(part["image_url"]["b64_json"], validate=True)
