@@ -1,27 +1,52 @@
 """The N→N engine: one request per input, run concurrently, results handed back in input order.
 
-Shared by the sync client (a fixed set of worker threads, never one per request) and the async
-client (worker tasks). Both pull inputs lazily from any iterable and hold at most a bounded window of
-inputs and results, so a generator of a million items streams through in O(concurrency) memory.
+The API takes ONE input per request, so a big job lives or dies by how the client fans out. This
+module holds all of it, shared by the sync client (a fixed set of worker threads, never one per
+request) and the async client (worker tasks):
 
-A failed item does not stop the others; a *fatal* error (the key is bad, the balance is empty) stops
-new items from being sent, and every item not embedded is reported with that error.
+* :class:`Window` decides what to run next. It pulls inputs lazily from any iterable in chunks,
+  lets a ``prefetch`` hook answer some of them at once (cache hits: no request, no worker), keeps at
+  most a bounded number of inputs and results in memory, and hands results back in input order.
+* :class:`Controller` is the adaptive concurrency limit (AIMD): it starts at a moderate number,
+  doubles per window of successes until the first sign of rate limiting, then grows by one per
+  window, and halves on a 429 / 503 ``provider_rate_limited`` (at most once per window).
+* :class:`Pacer` reads ``X-RateLimit-Remaining/Reset`` and the TPM twins from every answer, models
+  both token buckets locally and holds a request back until its bucket has a token, so under a
+  rate limit the client sends at the refill rate instead of bouncing off 429s.
+
+A failed item does not stop the others; a *fatal* error (bad key, empty balance, budget reached)
+stops new items from being sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
+import itertools
+import math
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from aurous_embed._errors import (
+    AurousError,
     AuthenticationError,
+    BudgetExceededError,
     InsufficientCreditsError,
     MissingDependencyError,
     PermissionDeniedError,
 )
+from aurous_embed._retry import parse_retry_after
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -29,13 +54,182 @@ R = TypeVar("R")
 #: ``on_progress(done, total, credits)``: items finished (ok or failed), total if known, credits so far.
 ProgressCallback = Callable[[int, "int | None", float], None]
 
-# Errors after which every further request would fail the same way.
+# Errors after which every further request would fail the same way: stop sending.
 FATAL_ERRORS = (
     AuthenticationError,
     PermissionDeniedError,
     InsufficientCreditsError,
     MissingDependencyError,
+    BudgetExceededError,
 )
+
+#: How many inputs are pulled from the source (and offered to ``prefetch``) at once.
+CHUNK = 256
+
+
+# --- adaptive concurrency ------------------------------------------------------------------------
+
+
+class Controller:
+    """AIMD concurrency limit: slow start, then additive increase; halve on rate limiting."""
+
+    def __init__(self, maximum: int, *, initial: int = 16) -> None:
+        self.maximum = maximum
+        self._limit = float(max(1, min(initial, maximum)))
+        self._threshold = math.inf  # slow start until the first rate-limit signal
+        self._since_decrease = 0  # successes since the last halving
+        self._lock = threading.Lock()
+
+    @property
+    def limit(self) -> int:
+        return max(1, int(self._limit))
+
+    def success(self) -> None:
+        with self._lock:
+            self._since_decrease += 1
+            step = 1.0 if self._limit < self._threshold else 1.0 / self._limit
+            self._limit = min(float(self.maximum), self._limit + step)
+
+    def rate_limited(self) -> None:
+        with self._lock:
+            # Answers to requests sent before the last halving say nothing new: halve once per window.
+            if self._since_decrease < self.limit and self._threshold != math.inf:
+                return
+            self._threshold = max(1.0, self._limit / 2)
+            self._limit = self._threshold
+            self._since_decrease = 0
+
+
+# --- rate-limit pacing ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Bucket:
+    """A local model of one server token bucket, fed by the rate-limit headers."""
+
+    capacity: float = 0.0
+    rate: float = 0.0  # tokens per second; 0 until learnt
+    level: float = 0.0
+    at: float = 0.0  # monotonic time of `level`
+    known: bool = False
+
+    def level_at(self, now: float) -> float:
+        return min(self.capacity, self.level + self.rate * max(0.0, now - self.at))
+
+    def wait_for(self, cost: float, now: float) -> float:
+        if not self.known or cost <= 0:
+            return 0.0
+        level = self.level_at(now)
+        if level >= cost:
+            return 0.0
+        if self.rate <= 0:
+            return 0.0  # cannot model the refill: let the server decide (429 + Retry-After)
+        return (cost - level) / self.rate
+
+    def take(self, cost: float, now: float) -> None:
+        if self.known:
+            self.level = self.level_at(now) - cost
+            self.at = now
+
+    def observe(
+        self, limit: float, remaining: float, reset_in: float | None, now: float, spent_since: float
+    ) -> None:
+        if limit <= 0:
+            return
+        self.capacity = limit
+        if reset_in is not None and reset_in > 0 and remaining < limit:
+            rate = (limit - remaining) / reset_in
+            # Reset is whole seconds: smooth, and lean low so rounding does not cause 429s.
+            self.rate = rate if self.rate <= 0 else 0.8 * self.rate + 0.2 * rate
+        # The answer shows the bucket when the server took this request; requests sent since then
+        # have taken their tokens too.
+        self.level = remaining - spent_since
+        self.at = now
+        self.known = True
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """Proof of a reservation: what was spent up to and including this request."""
+
+    requests_spent: float
+    tokens_spent: float
+
+
+class Pacer:
+    """Holds requests back so they go out at the rate the server's buckets refill (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests = _Bucket()
+        self._tokens = _Bucket()
+        self._requests_spent = 0.0
+        self._tokens_spent = 0.0
+        self._blocked_until = 0.0
+
+    def reserve(self, tokens: float, now: float) -> tuple[float, Ticket | None]:
+        """``(0, ticket)`` when the request may go now, else ``(seconds to wait, None)``."""
+        with self._lock:
+            wait = max(
+                self._blocked_until - now,
+                self._requests.wait_for(1.0, now),
+                self._tokens.wait_for(tokens, now),
+            )
+            if wait > 0:
+                return wait, None
+            self._requests.take(1.0, now)
+            self._tokens.take(tokens, now)
+            self._requests_spent += 1.0
+            self._tokens_spent += tokens
+            return 0.0, Ticket(self._requests_spent, self._tokens_spent)
+
+    def observe(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        ticket: Ticket | None,
+        now: float,
+        epoch: float,
+    ) -> None:
+        """Learn from one answer's headers (every answer carries them, errors included)."""
+        with self._lock:
+            for bucket, prefix, spent, mine in (
+                (
+                    self._requests,
+                    "x-ratelimit-",
+                    self._requests_spent,
+                    ticket and ticket.requests_spent,
+                ),
+                (
+                    self._tokens,
+                    "x-ratelimit-tpm-",
+                    self._tokens_spent,
+                    ticket and ticket.tokens_spent,
+                ),
+            ):
+                limit = _number(headers.get(prefix + "limit"))
+                remaining = _number(headers.get(prefix + "remaining"))
+                if limit is None or remaining is None:
+                    continue
+                reset = _number(headers.get(prefix + "reset"))
+                reset_in = None if reset is None else (reset - epoch if reset > 1e9 else reset)
+                bucket.observe(limit, remaining, reset_in, now, spent - (mine or spent))
+            if status == 429 or (status == 503 and headers.get("retry-after") is not None):
+                wait = parse_retry_after(headers, epoch)
+                if wait is not None:
+                    self._blocked_until = max(self._blocked_until, now + wait)
+
+
+def _number(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
+# --- ordering window -----------------------------------------------------------------------------
 
 
 @dataclass
@@ -47,73 +241,126 @@ class Outcome(Generic[R]):
     error: BaseException | None = None
 
 
-@dataclass
-class _Progress:
-    total: int | None
-    callback: ProgressCallback | None
-    cost: Callable[[object], float]
-    done: int = 0
-    credits: float = 0.0
+#: ``prefetch(chunk)`` answers some pulled items at once (e.g. cache hits): ``{index: result}``.
+Prefetch = Callable[[list[tuple[int, T]]], Mapping[int, R]]
 
-    def record(self, value: object) -> None:
-        self.done += 1
-        if value is not None:
-            self.credits += self.cost(value)
-        if self.callback is not None:
-            self.callback(self.done, self.total, self.credits)
+
+class _Signal(enum.Enum):
+    WAIT = "wait"  # nothing to do right now
+    PULL = "pull"  # the driver must pull more inputs (``pull_size()``) and ``feed`` them
+
+
+_WAIT = _Signal.WAIT
+_PULL = _Signal.PULL
 
 
 @dataclass
-class _Window(Generic[T, R]):
-    """The state both drivers share: what was pulled, what finished, what is still to hand back."""
+class Window(Generic[T, R]):
+    """The state both drivers share. Not thread-safe: drivers hold their lock around every call."""
 
     concurrency: int
+    controller: Controller
+    prefetch: Prefetch[T, R] | None = None
+    total: int | None = None
+    on_progress: ProgressCallback | None = None
+    cost: Callable[[object], float] = lambda _: 0.0
+    active: int = 0
     pulled: int = 0
     next_out: int = 0
+    done: int = 0
+    credits: float = 0.0
     exhausted: bool = False
     stopped: bool = False
     fatal: BaseException | None = None
     source_error: BaseException | None = None
+    queue: deque[tuple[int, T]] = field(default_factory=deque)
     finished: dict[int, Outcome[R]] = field(default_factory=dict)
 
     @property
     def buffer_limit(self) -> int:
-        # Results may finish out of order; cap how far ahead of the consumer the workers may run.
-        return self.concurrency * 4
+        # Results finish out of order: cap how far ahead of the consumer the workers may run.
+        return max(4 * self.concurrency, CHUNK)
 
-    def may_pull(self) -> bool:
-        return (
-            not self.stopped
-            and not self.exhausted
-            and self.fatal is None
-            and self.pulled - self.next_out < self.buffer_limit
-        )
+    @property
+    def closed(self) -> bool:
+        return self.stopped or self.fatal is not None or self.source_error is not None
 
-    def ready(self) -> bool:
-        """The consumer can act: the next result is in, or there is nothing more to wait for."""
-        if self.next_out in self.finished:
-            return True
-        nothing_pending = self.next_out >= self.pulled
-        return nothing_pending and (self.exhausted or self.fatal is not None or self.stopped)
-
-    def take(self) -> Outcome[R] | None:
-        """The next outcome in input order, or ``None`` when the run is over."""
-        outcome = self.finished.pop(self.next_out, None)
-        if outcome is not None:
-            self.next_out += 1
-            return outcome
-        if self.source_error is not None:
-            raise self.source_error
-        if self.fatal is not None and not self.exhausted:
-            # Items that were never pulled cannot be reported by index; the caller reports the
-            # fatal error for the rest of its (known) inputs.
+    def next_work(self) -> tuple[int, T] | _Signal | None:
+        """An item to send; ``_WAIT``; ``_PULL`` (feed more inputs first); or ``None`` (exit)."""
+        if self.closed:
             return None
-        return None
+        if self.active >= min(self.concurrency, self.controller.limit):
+            return _WAIT
+        if not self.queue:
+            if self.exhausted:
+                return None
+            return _PULL if self.pull_size() > 0 else _WAIT
+        self.active += 1
+        return self.queue.popleft()
 
-    def finish(self, outcome: Outcome[R]) -> None:
+    def pull_size(self) -> int:
+        return min(CHUNK, self.buffer_limit - (self.pulled - self.next_out))
+
+    def feed(self, items: list[T], *, exhausted: bool, error: BaseException | None = None) -> None:
+        """Take freshly pulled inputs; answer the prefetched ones at once."""
+        chunk = [(self.pulled + i, item) for i, item in enumerate(items)]
+        self.pulled += len(chunk)
+        if error is not None:  # the caller's iterable failed: surface it after what came before
+            self.source_error = error
+        self.exhausted = self.exhausted or exhausted or error is not None
+        hits: Mapping[int, R] = {}
+        if self.prefetch is not None and chunk:
+            try:
+                hits = self.prefetch(chunk)
+            except Exception as exc:
+                for index, _ in chunk:
+                    self.record(Outcome(index, error=exc))
+                return
+        for index, item in chunk:
+            if index in hits:
+                self.record(Outcome(index, value=hits[index]))
+            else:
+                self.queue.append((index, item))
+
+    def record(self, outcome: Outcome[R]) -> None:
+        error = outcome.error
+        if isinstance(error, AurousError) and error.index is None:
+            error.index = outcome.index  # name the item in whatever reports this error
         self.finished[outcome.index] = outcome
-        if isinstance(outcome.error, FATAL_ERRORS) and self.fatal is None:
-            self.fatal = outcome.error
+        if isinstance(error, FATAL_ERRORS) and self.fatal is None:
+            self.fatal = error
+        self.done += 1
+        if outcome.value is not None:
+            self.credits += self.cost(outcome.value)
+        if self.on_progress is not None:
+            self.on_progress(self.done, self.total, self.credits)
+
+    def complete(self, outcome: Outcome[R]) -> None:
+        self.active -= 1
+        self.record(outcome)
+
+    def take_ready(self) -> list[Outcome[R]]:
+        """All consecutive finished outcomes from ``next_out`` on."""
+        out: list[Outcome[R]] = []
+        while self.next_out in self.finished:
+            out.append(self.finished.pop(self.next_out))
+            self.next_out += 1
+        return out
+
+    def finished_run(self) -> bool:
+        """Nothing more will come: no request in flight and nothing left that will be sent."""
+        if self.active:
+            return False
+        return self.closed or (self.exhausted and not self.queue)
+
+    def leftovers(self) -> list[Outcome[R]]:
+        """After a stop, what finished beyond the first gap (e.g. cache hits), in index order."""
+        out = [self.finished.pop(i) for i in sorted(self.finished)]
+        return out
+
+    def wake_count(self) -> int:
+        """How many waiting workers may start now (the AIMD limit may have grown)."""
+        return max(1, min(self.concurrency, self.controller.limit) - self.active)
 
 
 def run_sync(
@@ -121,123 +368,183 @@ def run_sync(
     work: Callable[[int, T], R],
     *,
     concurrency: int,
+    controller: Controller | None = None,
+    prefetch: Prefetch[T, R] | None = None,
     total: int | None = None,
     on_progress: ProgressCallback | None = None,
     cost: Callable[[object], float] = lambda _: 0.0,
 ) -> Iterator[Outcome[R]]:
-    """Run ``work(index, item)`` over ``items`` on at most ``concurrency`` threads, in input order."""
-    source = iter(enumerate(items))
-    window: _Window[T, R] = _Window(concurrency)
-    progress = _Progress(total, on_progress, cost)
-    cond = threading.Condition()
+    """Run ``work(index, item)`` over ``items`` on at most ``concurrency`` threads, in input order.
+
+    Outcomes come back in input order; the iterable is consumed lazily. Closing the generator
+    (or an exception in the consumer) stops new work and waits for the requests in flight.
+    """
+    ctl = controller or Controller(concurrency)
+    window: Window[T, R] = Window(concurrency, ctl, prefetch, total, on_progress, cost)
+    source = iter(items)
+    lock = threading.Lock()
+    can_work = threading.Condition(lock)
+    can_take = threading.Condition(lock)
+
+    def pull(size: int) -> None:  # called with the lock held: iterators are not thread-safe
+        chunk: list[T] = []
+        try:
+            chunk.extend(itertools.islice(source, size))
+        except Exception as exc:
+            window.feed(chunk, exhausted=True, error=exc)
+        else:
+            window.feed(chunk, exhausted=len(chunk) < size)
 
     def worker() -> None:
         while True:
-            with cond:
-                while not window.may_pull():
-                    if window.stopped or window.exhausted or window.fatal is not None:
-                        return
-                    cond.wait()
-                try:
-                    index, item = next(source)
-                except StopIteration:
-                    window.exhausted = True
-                    cond.notify_all()
+            with lock:
+                got = window.next_work()
+                while isinstance(got, _Signal):
+                    if got is _PULL:
+                        pull(window.pull_size())
+                    else:
+                        can_work.wait()
+                    got = window.next_work()
+                if got is None:
+                    can_take.notify()
                     return
-                except Exception as exc:  # the caller's iterator failed: surface it, stop
-                    window.source_error, window.exhausted = exc, True
-                    cond.notify_all()
-                    return
-                window.pulled += 1
+                index, item = got
+                if window.next_out in window.finished:
+                    can_take.notify()  # prefetch answered the next item
             try:
                 outcome: Outcome[R] = Outcome(index, value=work(index, item))
             except Exception as exc:
                 outcome = Outcome(index, error=exc)
-            with cond:
-                window.finish(outcome)
-                progress.record(outcome.value)
-                cond.notify_all()
+            if outcome.error is None:
+                ctl.success()
+            with lock:
+                window.complete(outcome)
+                can_work.notify(window.wake_count())
+                if window.closed or index == window.next_out or window.active == 0:
+                    can_take.notify()
 
+    count = max(1, min(concurrency, total if total is not None else concurrency))
     threads = [
-        threading.Thread(target=worker, name=f"aurous-embed-{n}", daemon=True)
-        for n in range(max(1, min(concurrency, total if total is not None else concurrency)))
+        threading.Thread(target=worker, name=f"aurous-embed-{n}", daemon=True) for n in range(count)
     ]
     for thread in threads:
         thread.start()
+    over = False
     try:
         while True:
-            with cond:
-                while not window.ready():
-                    cond.wait()
-                outcome = window.take()
-                cond.notify_all()
-            if outcome is None:
+            with lock:
+                while True:
+                    batch = window.take_ready()
+                    if batch or window.finished_run():
+                        break
+                    can_take.wait()
+                if batch:
+                    can_work.notify(len(batch))
+                else:
+                    batch = window.leftovers()
+                    over = True
+            yield from batch
+            if over:
+                if window.source_error is not None:
+                    raise window.source_error
                 return
-            yield outcome
     finally:
-        with cond:
+        with lock:
             window.stopped = True
-            cond.notify_all()
+            can_work.notify_all()
         for thread in threads:
             thread.join()
 
 
 async def run_async(
-    items: Iterable[T],
+    items: Iterable[T] | AsyncIterable[T],
     work: Callable[[int, T], Awaitable[R]],
     *,
     concurrency: int,
+    controller: Controller | None = None,
+    prefetch: Prefetch[T, R] | None = None,
     total: int | None = None,
     on_progress: ProgressCallback | None = None,
     cost: Callable[[object], float] = lambda _: 0.0,
 ) -> AsyncIterator[Outcome[R]]:
-    """The async twin of :func:`run_sync`: at most ``concurrency`` worker tasks."""
-    source = iter(enumerate(items))
-    window: _Window[T, R] = _Window(concurrency)
-    progress = _Progress(total, on_progress, cost)
-    cond = asyncio.Condition()
+    """The async twin of :func:`run_sync`: at most ``concurrency`` worker tasks.
+
+    Cancelling the consumer cancels the requests in flight.
+    """
+    ctl = controller or Controller(concurrency)
+    window: Window[T, R] = Window(concurrency, ctl, prefetch, total, on_progress, cost)
+    sync_source = iter(items) if isinstance(items, Iterable) else None
+    async_source = aiter(items) if sync_source is None else None  # type: ignore[arg-type]
+    lock = asyncio.Lock()
+    can_work = asyncio.Condition(lock)
+    can_take = asyncio.Condition(lock)  # one lock, two wait queues
+
+    async def pull(size: int) -> None:  # called with the lock held
+        chunk: list[T] = []
+        try:
+            if sync_source is not None:
+                chunk.extend(itertools.islice(sync_source, size))
+            else:
+                assert async_source is not None
+                async for item in async_source:
+                    chunk.append(item)
+                    if len(chunk) >= size:
+                        break
+        except Exception as exc:
+            window.feed(chunk, exhausted=True, error=exc)
+        else:
+            window.feed(chunk, exhausted=len(chunk) < size)
 
     async def worker() -> None:
         while True:
-            async with cond:
-                while not window.may_pull():
-                    if window.stopped or window.exhausted or window.fatal is not None:
-                        return
-                    await cond.wait()
-                try:
-                    index, item = next(source)
-                except StopIteration:
-                    window.exhausted = True
-                    cond.notify_all()
+            async with can_work:
+                got = window.next_work()
+                while isinstance(got, _Signal):
+                    if got is _PULL:
+                        await pull(window.pull_size())
+                    else:
+                        await can_work.wait()
+                    got = window.next_work()
+                if got is None:
+                    can_take.notify()
                     return
-                except Exception as exc:
-                    window.source_error, window.exhausted = exc, True
-                    cond.notify_all()
-                    return
-                window.pulled += 1
+                index, item = got
+                if window.next_out in window.finished:
+                    can_take.notify()
             try:
                 outcome: Outcome[R] = Outcome(index, value=await work(index, item))
             except Exception as exc:
                 outcome = Outcome(index, error=exc)
-            async with cond:
-                window.finish(outcome)
-                progress.record(outcome.value)
-                cond.notify_all()
+            if outcome.error is None:
+                ctl.success()
+            async with can_work:
+                window.complete(outcome)
+                can_work.notify(window.wake_count())
+                if window.closed or index == window.next_out or window.active == 0:
+                    can_take.notify()
 
-    tasks = [
-        asyncio.ensure_future(worker())
-        for _ in range(max(1, min(concurrency, total if total is not None else concurrency)))
-    ]
+    count = max(1, min(concurrency, total if total is not None else concurrency))
+    tasks = [asyncio.ensure_future(worker()) for _ in range(count)]
+    over = False
     try:
         while True:
-            async with cond:
-                while not window.ready():
-                    await cond.wait()
-                outcome = window.take()
-                cond.notify_all()
-            if outcome is None:
+            async with can_work:
+                while True:
+                    batch = window.take_ready()
+                    if batch or window.finished_run():
+                        break
+                    await can_take.wait()
+                if batch:
+                    can_work.notify(len(batch))
+                else:
+                    batch = window.leftovers()
+                    over = True
+            for outcome in batch:
+                yield outcome
+            if over:
+                if window.source_error is not None:
+                    raise window.source_error
                 return
-            yield outcome
     finally:
         window.stopped = True
         for task in tasks:

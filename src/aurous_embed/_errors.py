@@ -31,7 +31,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -39,7 +39,14 @@ if TYPE_CHECKING:
 
 
 class AurousError(Exception):
-    """Base class of every exception raised by aurous-embed."""
+    """Base class of every exception raised by aurous-embed.
+
+    Attributes:
+        index: for an error about one item of a batch (``embed_many``, ``embed_iter``, adapters),
+            the item's position in the inputs; ``None`` otherwise.
+    """
+
+    index: int | None = None
 
 
 class APIError(AurousError):
@@ -186,6 +193,9 @@ class InputValidationError(AurousError, ValueError):
         self.index = index
         super().__init__(self._render())
 
+    def __str__(self) -> str:
+        return self._render()  # the batch engine may set .index after construction
+
     def _render(self) -> str:
         where = []
         if self.index is not None:
@@ -216,7 +226,7 @@ class BatchEmbeddingError(AurousError):
     """
 
     def __init__(
-        self, results: list[EmbeddingResult | None], errors: Mapping[int, BaseException]
+        self, results: Sequence[EmbeddingResult | None], errors: Mapping[int, BaseException]
     ) -> None:
         self.results = results
         self.errors = dict(sorted(errors.items()))
@@ -241,7 +251,7 @@ class BudgetExceededError(AurousError):
         self,
         message: str,
         *,
-        results: list[EmbeddingResult | None],
+        results: Sequence[EmbeddingResult | None],
         credits_spent: float,
         max_credits: float,
     ) -> None:

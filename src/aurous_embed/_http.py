@@ -18,12 +18,14 @@ from typing import Any
 
 import httpx
 
+from aurous_embed._batch import Pacer, Ticket
 from aurous_embed._errors import (
     APIConnectionError,
     APIError,
     APIStatusError,
     APITimeoutError,
     AurousError,
+    RateLimitError,
     error_from_response,
 )
 from aurous_embed._retry import Clock, RetryState, decide
@@ -36,8 +38,21 @@ USER_AGENT = (
     f"aurous-embed/{__version__} python/{platform.python_version()} httpx/{httpx.__version__}"
 )
 
-#: Called with (status, headers) of every HTTP answer, retries included (the engine paces on it).
-ResponseObserver = Callable[[int, httpx.Headers], None]
+
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    """Rate-limit awareness for one call: every attempt waits for the pacer and feeds it back.
+
+    Attributes:
+        pacer: the client's model of the server's request and token buckets.
+        tokens: this request's (estimated) token cost, for the TPM bucket.
+        on_rate_limited: told about every 429 / 503 ``rate_limit`` answer (the AIMD controller).
+    """
+
+    pacer: Pacer
+    tokens: float = 0.0
+    on_rate_limited: Callable[[], None] | None = None
+
 
 # Transport failures after which the request certainly never reached the server.
 _NEVER_SENT = (
@@ -162,7 +177,8 @@ class _Call:
     path: str
     idempotency_key: str | None
     json_body: bool
-    observer: ResponseObserver | None
+    pacing: Pacing | None
+    ticket: Ticket | None = None
 
     @property
     def url(self) -> str:
@@ -200,9 +216,23 @@ class _Call:
         )
         return None, decision.delay, decision.state
 
-    def observe(self, response: httpx.Response) -> None:
-        if self.observer is not None:
-            self.observer(response.status_code, response.headers)
+    def wait_for_pacer(self) -> float:
+        """Seconds to wait before this attempt may be sent (0: reserved, send now)."""
+        if self.pacing is None:
+            return 0.0
+        clock = self.settings.clock
+        wait, self.ticket = self.pacing.pacer.reserve(self.pacing.tokens, clock.monotonic())
+        return wait
+
+    def observe(self, response: httpx.Response, result: APIResponse | AurousError) -> None:
+        if self.pacing is None:
+            return
+        clock = self.settings.clock
+        self.pacing.pacer.observe(
+            response.status_code, response.headers, self.ticket, clock.monotonic(), clock.time()
+        )
+        if isinstance(result, RateLimitError) and self.pacing.on_rate_limited is not None:
+            self.pacing.on_rate_limited()
 
 
 class SyncRequester:
@@ -221,13 +251,15 @@ class SyncRequester:
         files: Mapping[str, Any] | None = None,
         data: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
-        observer: ResponseObserver | None = None,
+        pacing: Pacing | None = None,
     ) -> APIResponse:
-        call = _Call(self.settings, method, path, idempotency_key, content is not None, observer)
+        call = _Call(self.settings, method, path, idempotency_key, content is not None, pacing)
         state = RetryState()
         attempt = 0
         while True:
             attempt += 1
+            while (wait := call.wait_for_pacer()) > 0:
+                self.settings.clock.sleep(wait)
             result: APIResponse | AurousError
             try:
                 response = self.client.request(
@@ -238,8 +270,8 @@ class SyncRequester:
                     data=data,
                     headers=call.headers(),
                 )
-                call.observe(response)
                 result = _outcome(response, state, idempotency_key)
+                call.observe(response, result)
             except httpx.TransportError as exc:
                 result = _transport_error(exc)
             final, delay, state = call.judge(attempt, state, result)
@@ -264,13 +296,15 @@ class AsyncRequester:
         files: Mapping[str, Any] | None = None,
         data: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
-        observer: ResponseObserver | None = None,
+        pacing: Pacing | None = None,
     ) -> APIResponse:
-        call = _Call(self.settings, method, path, idempotency_key, content is not None, observer)
+        call = _Call(self.settings, method, path, idempotency_key, content is not None, pacing)
         state = RetryState()
         attempt = 0
         while True:
             attempt += 1
+            while (wait := call.wait_for_pacer()) > 0:
+                await self.settings.clock.asleep(wait)
             result: APIResponse | AurousError
             try:
                 response = await self.client.request(
@@ -281,8 +315,8 @@ class AsyncRequester:
                     data=data,
                     headers=call.headers(),
                 )
-                call.observe(response)
                 result = _outcome(response, state, idempotency_key)
+                call.observe(response, result)
             except httpx.TransportError as exc:
                 result = _transport_error(exc)
             final, delay, state = call.judge(attempt, state, result)

@@ -1,0 +1,247 @@
+"""The embedding cache: never pay twice for the same input.
+
+A key is the SHA-256 of the canonical JSON of (model, API version, dimensions, input), where every
+local image is replaced by the SHA-256 of its content, so the key is cheap to compute and does not
+depend on how the image would be re-encoded. Inputs with URL parts are cached by URL only when the
+caller opts in (``cache_urls=True``), because what a URL points at can change.
+
+:class:`SQLiteCache` (stdlib ``sqlite3``, WAL, one connection per thread) is safe to share between
+threads and processes. Anything with ``get(key)``/``put(key, vector)`` also works.
+"""
+
+from __future__ import annotations
+
+import array
+import hashlib
+import json
+import os
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from aurous_embed._images import is_ndarray, is_path_like, is_pil_image
+from aurous_embed._parts import Image, ImageURL, Normalized, Text, VideoURL
+
+KEY_VERSION = 1  # bump when the key recipe changes, so old entries are simply never hit
+
+
+@runtime_checkable
+class EmbeddingCache(Protocol):
+    """What ``cache=`` accepts besides a path: a mapping from key to vector."""
+
+    def get(self, key: str) -> Sequence[float] | None:
+        """The vector stored under ``key``, or ``None``."""
+        ...
+
+    def put(self, key: str, embedding: Sequence[float]) -> None:
+        """Store a vector."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """``client.cache_stats``: what the cache saved.
+
+    Attributes:
+        hits: inputs answered from the cache (no request, no credits).
+        misses: cacheable inputs that had to be sent.
+        writes: vectors stored.
+        bypassed: inputs not cacheable (URL parts without ``cache_urls=True``).
+    """
+
+    hits: int = 0
+    misses: int = 0
+    writes: int = 0
+    bypassed: int = 0
+
+
+class StatsCounter:
+    """Thread-safe counters behind :class:`CacheStats`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = [0, 0, 0, 0]
+
+    def add(self, hits: int = 0, misses: int = 0, writes: int = 0, bypassed: int = 0) -> None:
+        with self._lock:
+            for i, n in enumerate((hits, misses, writes, bypassed)):
+                self._counts[i] += n
+
+    def snapshot(self) -> CacheStats:
+        with self._lock:
+            return CacheStats(*self._counts)
+
+
+def _digest_source(source: object) -> str:
+    """SHA-256 of an image's content (the file's bytes, the buffer, or the pixels)."""
+    digest = hashlib.sha256()
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        digest.update(source)
+    elif is_path_like(source):
+        with open(os.fspath(source), "rb") as handle:  # type: ignore[call-overload]
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    elif is_ndarray(source):
+        array_: Any = source
+        digest.update(f"ndarray:{array_.dtype}:{array_.shape}:".encode())
+        digest.update(array_.tobytes())
+    elif is_pil_image(source):
+        image: Any = source
+        digest.update(f"pil:{image.mode}:{image.size}:".encode())
+        digest.update(image.tobytes())
+    else:  # pragma: no cover - check_source rejected it earlier
+        raise TypeError(f"cannot hash an image of type {type(source).__name__}")
+    return digest.hexdigest()
+
+
+def cache_key(
+    value: Normalized,
+    *,
+    model: str,
+    api_version: str | None,
+    dimensions: int | None,
+    cache_urls: bool,
+) -> str | None:
+    """The cache key of one input, or ``None`` when it must not be cached."""
+    if isinstance(value, str):
+        described: object = value
+    else:
+        parts: list[object] = []
+        for part in value:
+            if isinstance(part, Text):
+                parts.append({"text": part.text})
+            elif isinstance(part, Image):
+                parts.append({"image_sha256": _digest_source(part.source), "fit": part.fit})
+            elif isinstance(part, (ImageURL, VideoURL)):
+                if not cache_urls:
+                    return None
+                kind = "image_url" if isinstance(part, ImageURL) else "video_url"
+                parts.append({kind: part.url})
+        described = parts
+    canonical = json.dumps(
+        [KEY_VERSION, model, api_version, dimensions, described],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _pack(embedding: Sequence[float]) -> bytes:
+    packed = array.array("d", embedding)
+    if sys.byteorder == "big":  # pragma: no cover - stored little-endian everywhere
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def _unpack(blob: bytes) -> list[float]:
+    values = array.array("d")
+    values.frombytes(blob)
+    if sys.byteorder == "big":  # pragma: no cover
+        values.byteswap()
+    return values.tolist()
+
+
+class SQLiteCache:
+    """A persistent cache in one SQLite file (WAL mode; safe across threads and processes).
+
+    Vectors are stored exactly (float64), so a hit returns the same numbers the API sent.
+
+    Example:
+        >>> client = AurousClient(cache="embeddings.sqlite")  # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        with self._connection() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS embeddings ("
+                " key TEXT PRIMARY KEY, vector BLOB NOT NULL, created REAL NOT NULL)"
+            )
+
+    def _connection(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+            with self._lock:
+                self._connections.append(db)
+        return db
+
+    def get(self, key: str) -> list[float] | None:
+        row = (
+            self._connection()
+            .execute("SELECT vector FROM embeddings WHERE key = ?", (key,))
+            .fetchone()
+        )
+        return _unpack(row[0]) if row else None
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, list[float]]:
+        """Look up many keys in a few queries (what batches use)."""
+        found: dict[str, list[float]] = {}
+        db = self._connection()
+        for start in range(0, len(keys), 500):  # under SQLite's bound-variable limit
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = db.execute(f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", chunk)
+            found.update((key, _unpack(blob)) for key, blob in rows)
+        return found
+
+    def put(self, key: str, embedding: Sequence[float]) -> None:
+        self._connection().execute(
+            "INSERT OR REPLACE INTO embeddings (key, vector, created) VALUES (?, ?, ?)",
+            (key, _pack(embedding), time.time()),
+        )
+
+    def __len__(self) -> int:
+        return int(self._connection().execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
+
+    def close(self) -> None:
+        """Close every connection this object opened."""
+        with self._lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"SQLiteCache({str(self.path)!r})"
+
+
+def open_cache(cache: object) -> EmbeddingCache | None:
+    """``cache=`` as given to the client: ``None``, a path, or an object with get/put."""
+    if cache is None or cache is False:
+        return None
+    if isinstance(cache, (str, os.PathLike)):
+        return SQLiteCache(cache)
+    if isinstance(cache, EmbeddingCache):
+        return cache
+    raise TypeError(
+        "cache must be a path (SQLite file) or an object with get(key) and put(key, vector), "
+        f"not {type(cache).__name__}"
+    )
+
+
+def get_many(cache: EmbeddingCache, keys: Sequence[str]) -> Mapping[str, Sequence[float]]:
+    """Batch lookup, using the cache's own ``get_many`` when it has one."""
+    bulk = getattr(cache, "get_many", None)
+    if callable(bulk):
+        result: Mapping[str, Sequence[float]] = bulk(keys)
+        return result
+    found = {}
+    for key in keys:
+        vector = cache.get(key)
+        if vector is not None:
+            found[key] = vector
+    return found
