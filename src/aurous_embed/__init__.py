@@ -9,6 +9,7 @@ Framework adapters live in ``aurous_embed.langchain``, ``aurous_embed.llama_inde
 """
 
 from aurous_embed._batch import ProgressCallback
+from aurous_embed._cache import CacheStats, EmbeddingCache, SQLiteCache
 from aurous_embed._client import AsyncAurousClient, AurousClient
 from aurous_embed._errors import (
     APIConnectionError,
@@ -74,8 +75,10 @@ __all__ = [
     "BatchEmbeddingError",
     "BatchInputNotSupportedError",
     "BudgetExceededError",
+    "CacheStats",
     "Clock",
     "EmbedInput",
+    "EmbeddingCache",
     "EmbeddingResult",
     "Estimate",
     "EstimateTokens",
@@ -95,6 +98,7 @@ __all__ = [
     "PermissionDeniedError",
     "ProgressCallback",
     "RateLimitError",
+    "SQLiteCache",
     "SystemClock",
     "Text",
     "TooManyInputItemsError",

@@ -120,11 +120,11 @@ class _Bucket:
         if not self.known or cost <= 0:
             return 0.0
         level = self.level_at(now)
-        if level >= cost:
+        if level >= cost - 1e-6:  # tolerance: a wait computed from this formula must end it
             return 0.0
         if self.rate <= 0:
             return 0.0  # cannot model the refill: let the server decide (429 + Retry-After)
-        return (cost - level) / self.rate
+        return max((cost - level) / self.rate, 1e-3)
 
     def take(self, cost: float, now: float) -> None:
         if self.known:
@@ -402,6 +402,8 @@ def run_sync(
                 while isinstance(got, _Signal):
                     if got is _PULL:
                         pull(window.pull_size())
+                        if window.next_out in window.finished:
+                            can_take.notify()  # prefetch answered the next items
                     else:
                         can_work.wait()
                     got = window.next_work()
@@ -409,8 +411,6 @@ def run_sync(
                     can_take.notify()
                     return
                 index, item = got
-                if window.next_out in window.finished:
-                    can_take.notify()  # prefetch answered the next item
             try:
                 outcome: Outcome[R] = Outcome(index, value=work(index, item))
             except Exception as exc:
@@ -502,6 +502,8 @@ async def run_async(
                 while isinstance(got, _Signal):
                     if got is _PULL:
                         await pull(window.pull_size())
+                        if window.next_out in window.finished:
+                            can_take.notify()  # prefetch answered the next items
                     else:
                         await can_work.wait()
                     got = window.next_work()
@@ -509,8 +511,6 @@ async def run_async(
                     can_take.notify()
                     return
                 index, item = got
-                if window.next_out in window.finished:
-                    can_take.notify()
             try:
                 outcome: Outcome[R] = Outcome(index, value=await work(index, item))
             except Exception as exc:

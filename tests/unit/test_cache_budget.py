@@ -1,0 +1,265 @@
+"""The embedding cache (never pay twice) and budgets (never overspend)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aurous_embed import (
+    AsyncAurousClient,
+    AurousClient,
+    BudgetExceededError,
+    CacheStats,
+    Image,
+    ImageURL,
+    SQLiteCache,
+    Text,
+)
+from aurous_embed._cache import cache_key
+from tests.unit.conftest import API_KEY, BASE_URL, FakeAPI, FakeClock, embedding_body, respond
+
+PNG_1PX = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4z8DwHwAFAAH/iZk9HQAAAABJRU5ErkJggg=="
+)
+
+
+def numbered(request: httpx.Request) -> httpx.Response:
+    value = json.loads(request.content)["input"]
+    text = value if isinstance(value, str) else json.dumps(value)
+    return respond(body=embedding_body([float(len(text)), 0.123456789012345], credits=0.01))
+
+
+def make(api: FakeAPI, clock: FakeClock, **kwargs: object) -> AurousClient:
+    api.default = numbered
+    return AurousClient(
+        API_KEY,
+        base_url=BASE_URL,
+        clock=clock,
+        http_client=httpx.Client(transport=httpx.MockTransport(api)),
+        **kwargs,
+    )  # type: ignore[arg-type]
+
+
+def test_second_run_sends_nothing_and_costs_nothing(
+    api: FakeAPI, clock: FakeClock, tmp_path: Path
+) -> None:
+    corpus = [f"document number {i}" for i in range(600)]
+    with make(api, clock, cache=tmp_path / "cache.sqlite") as client:
+        first = client.embed_many(corpus)
+        assert len(api.requests) == 600
+        assert client.cache_stats == CacheStats(hits=0, misses=600, writes=600, bypassed=0)
+        second = client.embed_many(corpus)
+        assert len(api.requests) == 600  # nothing new sent
+        assert [r.embedding for r in second] == [r.embedding for r in first]  # exact floats
+        assert all(r.cached and r.usage.credits_charged == 0 for r in second)
+        assert client.cache_stats.hits == 600
+        assert client.usage.credits_charged == pytest.approx(6.0)  # only the first run was paid
+        client.embed(corpus[0])
+        assert len(api.requests) == 600  # single embed uses the cache too
+
+
+def test_cache_is_shared_across_processes(api: FakeAPI, clock: FakeClock, tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite"
+    with make(api, clock, cache=path) as client:
+        client.embed_many(["alpha", "beta"])
+    code = (
+        "import sys\n"
+        "from aurous_embed import SQLiteCache\n"
+        "from aurous_embed._cache import cache_key\n"
+        "cache = SQLiteCache(sys.argv[1])\n"
+        "key = cache_key('alpha', model='aurous-embed-vision-1.0', api_version=None, dimensions=None, cache_urls=False)\n"
+        "print(cache.get(key))\n"
+        "cache.put(cache_key('gamma', model='aurous-embed-vision-1.0', api_version=None, dimensions=None, cache_urls=False), [9.0, 9.5])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[5.0, 0.123456789012345]"
+    with make(api, clock, cache=path) as client:
+        result = client.embed("gamma")  # written by the other process
+    assert result.cached
+    assert result.embedding == [9.0, 9.5]
+
+
+def test_cache_is_safe_across_threads(tmp_path: Path) -> None:
+    cache = SQLiteCache(tmp_path / "threads.sqlite")
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(200):
+                cache.put(f"{n}-{i}", [float(n), float(i)])
+                assert cache.get(f"{n}-{i}") == [float(n), float(i)]
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(cache) == 1600
+    assert cache.get_many(["3-7", "nope"]) == {"3-7": [3.0, 7.0]}
+    cache.close()
+
+
+def test_keys_depend_on_model_version_dimensions_and_content(tmp_path: Path) -> None:
+    def key(value: object, **kw: object) -> str | None:
+        options = {"model": "m", "api_version": None, "dimensions": None, "cache_urls": False, **kw}
+        return cache_key(value, **options)  # type: ignore[arg-type]
+
+    base = key("text")
+    assert base == key("text")
+    assert (
+        len(
+            {
+                base,
+                key("text", model="m2"),
+                key("text", api_version="2026-05-15"),
+                key("text", dimensions=1024),
+                key("other"),
+            }
+        )
+        == 5
+    )
+    assert key((Text("text"),)) != base  # a text part is a different request body than a string
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    a.write_bytes(PNG_1PX)
+    b.write_bytes(PNG_1PX)
+    assert key((Image(a),)) == key((Image(b),)) == key((Image(PNG_1PX),))  # by content, not by name
+    b.write_bytes(PNG_1PX + b"\x00")
+    assert key((Image(a),)) != key((Image(b),))
+    assert key((Image(a, fit=False),)) != key((Image(a),))
+    assert key((ImageURL("https://x.example/a.png"),)) is None  # URLs only when opted in
+    assert key((ImageURL("https://x.example/a.png"),), cache_urls=True) is not None
+
+
+def test_url_inputs_bypass_the_cache_unless_opted_in(
+    api: FakeAPI, clock: FakeClock, tmp_path: Path
+) -> None:
+    inputs = [ImageURL("https://x.example/a.png"), "plain"]
+    with make(api, clock, cache=tmp_path / "c.sqlite") as client:
+        client.embed_many(inputs)
+        client.embed_many(inputs)
+        assert len(api.requests) == 3  # the URL input was sent twice
+        assert client.cache_stats.bypassed == 2
+    with make(api, clock, cache=tmp_path / "c2.sqlite", cache_urls=True) as client:
+        client.embed_many(inputs)
+        client.embed_many(inputs)
+    assert len(api.requests) == 5
+
+
+def test_any_object_with_get_and_put(api: FakeAPI, clock: FakeClock) -> None:
+    class DictCache:
+        def __init__(self) -> None:
+            self.data: dict[str, list[float]] = {}
+
+        def get(self, key: str) -> Sequence[float] | None:
+            return self.data.get(key)
+
+        def put(self, key: str, embedding: Sequence[float]) -> None:
+            self.data[key] = list(embedding)
+
+    store = DictCache()
+    with make(api, clock, cache=store) as client:
+        client.embed_many(["a", "b", "a"])
+        client.embed_many(["a", "b"])
+    assert len(store.data) == 2
+    assert (
+        len(api.requests) == 3
+    )  # the duplicate inside the first batch raced; the second batch was free
+
+
+def test_bad_cache_argument() -> None:
+    with pytest.raises(TypeError, match="get\\(key\\)"):
+        AurousClient(API_KEY, base_url=BASE_URL, cache=42)  # type: ignore[arg-type]
+
+
+async def test_async_client_uses_the_cache(api: FakeAPI, tmp_path: Path) -> None:
+    api.default = numbered
+    async with AsyncAurousClient(
+        API_KEY,
+        base_url=BASE_URL,
+        cache=tmp_path / "a.sqlite",
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(api)),
+    ) as client:
+        await client.embed_many(["x", "y"])
+        again = await client.embed_many(["x", "y"])
+        one = await client.embed("x")
+    assert len(api.requests) == 2
+    assert all(r.cached for r in [*again, one])
+
+
+# --- budgets -------------------------------------------------------------------------------------
+
+
+def charged_at_documented_rates(request: httpx.Request) -> httpx.Response:
+    """Charge like the real API: ceil(UTF-8 bytes / 4) text tokens at 18.75 credits per 1M."""
+    text = json.loads(request.content)["input"]
+    tokens = -(-len(text.encode()) // 4)
+    return respond(body=embedding_body([1.0, 0.0], tokens=tokens, credits=tokens * 18.75e-6))
+
+
+TEXT_100 = "z" * 100  # + 1 digit = 101 bytes = 26 tokens = 0.0004875 credits
+
+
+def test_call_budget_stops_before_overspending(api: FakeAPI, clock: FakeClock) -> None:
+    with make(api, clock) as client:
+        api.default = charged_at_documented_rates
+        with pytest.raises(BudgetExceededError) as info:
+            client.embed_many(
+                [TEXT_100 + str(i) for i in range(10)], max_credits=0.0025, concurrency=1
+            )
+        error = info.value
+        assert len(api.requests) == 5  # 5 x 0.0004875 = 0.0024375; a sixth would pass 0.0025
+        assert error.credits_spent == pytest.approx(5 * 0.0004875)
+        assert client.usage.credits_charged <= 0.0025
+    assert sum(r is not None for r in error.results) == 5
+    assert len(error.results) == 10
+    assert error.max_credits == 0.0025
+    assert "nothing over budget was sent" in str(error)
+
+
+def test_budget_is_never_exceeded_under_concurrency(api: FakeAPI, clock: FakeClock) -> None:
+    with make(api, clock) as client:
+        api.default = charged_at_documented_rates
+        with pytest.raises(BudgetExceededError):
+            client.embed_many(
+                [TEXT_100 + str(i % 10) for i in range(200)], max_credits=0.01, concurrency=16
+            )
+        assert client.usage.credits_charged <= 0.01
+        assert len(api.requests) == 20  # in-flight requests hold their estimate: exactly 20 fit
+
+
+def test_client_budget_spans_calls_and_counts_actual_charges(
+    api: FakeAPI, clock: FakeClock
+) -> None:
+    with make(api, clock, max_credits=0.0010) as client:
+        api.default = charged_at_documented_rates
+        client.embed(TEXT_100 + "a")
+        client.embed_many([TEXT_100 + "b"])  # 0.000975 spent across two calls
+        with pytest.raises(BudgetExceededError) as info:
+            client.embed(TEXT_100 + "c")  # another 0.0004875 would pass 0.0010
+        assert info.value.credits_spent == pytest.approx(0.000975)
+        assert len(api.requests) == 2
+        client.embed("tiny")  # 1 token, 0.00001875: still fits
+        assert client.usage.credits_charged == pytest.approx(0.00099375)
+        assert client.max_credits == 0.0010
+
+
+def test_budget_arguments_are_checked(api: FakeAPI, clock: FakeClock) -> None:
+    from aurous_embed import InputValidationError
+
+    with pytest.raises(InputValidationError, match="max_credits"):
+        make(api, clock, max_credits=-1)
+    with make(api, clock) as client, pytest.raises(InputValidationError, match="max_credits"):
+        client.embed("a", max_credits="10")  # type: ignore[arg-type]

@@ -1,0 +1,318 @@
+"""The throughput engine: AIMD controller, header-driven pacing, streaming, numpy output, progress."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from aurous_embed import (
+    AsyncAurousClient,
+    AurousClient,
+    BatchEmbeddingError,
+    InputValidationError,
+    MissingDependencyError,
+)
+from aurous_embed._batch import CHUNK, Controller, Pacer
+from tests.unit.conftest import (
+    API_KEY,
+    BASE_URL,
+    FakeAPI,
+    FakeClock,
+    embedding_body,
+    error_body,
+    respond,
+)
+
+
+def vector_of(request: httpx.Request) -> httpx.Response:
+    text = json.loads(request.content)["input"]
+    return respond(body=embedding_body([float(text[1:]), 1.0], credits=0.25))
+
+
+# --- controller ----------------------------------------------------------------------------------
+
+
+def test_controller_slow_start_then_additive_increase_and_halving() -> None:
+    ctl = Controller(64, initial=4)
+    assert ctl.limit == 4
+    for _ in range(4):
+        ctl.success()
+    assert ctl.limit == 8  # slow start: +1 per success doubles per window
+    ctl.rate_limited()
+    assert ctl.limit == 4  # halved
+    ctl.rate_limited()
+    assert ctl.limit == 4  # the same window's other 429s do not halve again
+    for _ in range(5):
+        ctl.success()
+    assert ctl.limit == 5  # congestion avoidance: about +1 per window (4 + 1/4 + 1/4.25 + ...)
+    for _ in range(10_000):
+        ctl.success()
+    assert ctl.limit == 64  # capped at max_concurrency
+    ctl.rate_limited()
+    assert ctl.limit == 32
+
+
+def test_controller_never_below_one() -> None:
+    ctl = Controller(8, initial=1)
+    for _ in range(5):
+        ctl.rate_limited()
+        for _ in range(3):
+            ctl.success()
+    assert ctl.limit >= 1
+
+
+# --- pacer ---------------------------------------------------------------------------------------
+
+
+def test_pacer_without_headers_never_waits() -> None:
+    pacer = Pacer()
+    for _ in range(1000):
+        wait, ticket = pacer.reserve(10, 0.0)
+        assert (wait, ticket is not None) == (0.0, True)
+
+
+def test_pacer_learns_the_refill_rate_and_spaces_requests() -> None:
+    pacer = Pacer()
+    epoch = 1_800_000_000.0
+    _, ticket = pacer.reserve(1, 0.0)
+    # bucket of 120, empty, full again in 12 s: refills 10 per second
+    headers = {
+        "x-ratelimit-limit": "120",
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-reset": str(epoch + 12),
+    }
+    pacer.observe(200, headers, ticket, 0.0, epoch)
+    wait, ticket = pacer.reserve(1, 0.0)
+    assert ticket is None
+    assert wait == pytest.approx(0.1)
+    wait, ticket = pacer.reserve(1, 0.1)
+    assert (wait, ticket is not None) == (0.0, True)
+    wait, _ = pacer.reserve(1, 0.1)
+    assert wait == pytest.approx(0.1)
+
+
+def test_pacer_counts_requests_sent_after_the_observed_one() -> None:
+    pacer = Pacer()
+    epoch = 1_800_000_000.0
+    _, first = pacer.reserve(1, 0.0)
+    for _ in range(3):
+        pacer.reserve(1, 0.0)  # three more in flight before the first answer arrives
+    headers = {
+        "x-ratelimit-limit": "10",
+        "x-ratelimit-remaining": "3",
+        "x-ratelimit-reset": str(epoch + 7),
+    }
+    pacer.observe(200, headers, first, 0.0, epoch)
+    wait, _ = pacer.reserve(1, 0.0)
+    assert wait > 0  # 3 left when the first was served, minus the 3 sent since: none
+
+
+def test_pacer_tpm_bucket_and_retry_after_block() -> None:
+    pacer = Pacer()
+    epoch = 1_800_000_000.0
+    _, ticket = pacer.reserve(500, 0.0)
+    headers = {
+        "x-ratelimit-tpm-limit": "1000",
+        "x-ratelimit-tpm-remaining": "200",
+        "x-ratelimit-tpm-reset": str(epoch + 8),
+    }
+    pacer.observe(200, headers, ticket, 0.0, epoch)
+    wait, _ = pacer.reserve(500, 0.0)
+    assert wait == pytest.approx(3.0)  # 300 missing tokens at 100 tokens/s
+    pacer.observe(429, {"retry-after": "5"}, None, 0.0, epoch)
+    wait, _ = pacer.reserve(1, 4.0)
+    assert wait == pytest.approx(1.0)  # blocked by Retry-After for everyone
+
+
+class BucketAPI:
+    """A fake server with a real token bucket on the fake clock, sending the documented headers."""
+
+    def __init__(self, clock: FakeClock, capacity: int, per_second: float) -> None:
+        self.clock, self.capacity, self.rate = clock, capacity, per_second
+        self.tokens, self.at = float(capacity), clock.now
+        self.statuses: list[int] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        with self.lock:
+            now = self.clock.now
+            self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
+            self.at = now
+            ok = self.tokens >= 1
+            if ok:
+                self.tokens -= 1
+            headers = {
+                "X-RateLimit-Limit": str(self.capacity),
+                "X-RateLimit-Remaining": str(int(self.tokens)),
+                "X-RateLimit-Reset": str(
+                    math.ceil(now + (self.capacity - self.tokens) / self.rate)
+                ),
+            }
+            if not ok:
+                headers["Retry-After"] = str(math.ceil((1 - self.tokens) / self.rate))
+            self.statuses.append(200 if ok else 429)
+        if ok:
+            return respond(headers=headers)
+        return respond(429, error_body("too_many_requests", "rate_limit"), headers)
+
+
+def test_sequential_calls_are_paced_instead_of_bouncing_off_429s(clock: FakeClock) -> None:
+    server = BucketAPI(clock, capacity=5, per_second=2.0)
+    with AurousClient(
+        API_KEY,
+        base_url=BASE_URL,
+        clock=clock,
+        http_client=httpx.Client(transport=httpx.MockTransport(server)),
+    ) as client:
+        for i in range(60):
+            client.embed(f"t{i}")
+    assert server.statuses.count(429) <= 1
+    elapsed = clock.now - 1_800_000_000.0
+    assert elapsed == pytest.approx((60 - 5) / 2.0, rel=0.1)  # at the refill rate, not slower
+
+
+# --- streaming -----------------------------------------------------------------------------------
+
+
+def test_embed_iter_streams_in_order_with_bounded_lookahead(
+    client: AurousClient, api: FakeAPI
+) -> None:
+    api.default = vector_of
+    pulled = 0
+
+    def source() -> Iterator[str]:
+        nonlocal pulled
+        for i in range(5000):
+            pulled += 1
+            yield f"t{i}"
+
+    seen = 0
+    for i, result in enumerate(client.embed_iter(source(), concurrency=4)):
+        assert result.embedding[0] == float(i)
+        seen += 1
+        assert pulled - seen <= CHUNK + 4 * 4  # never runs far ahead of the consumer
+    assert seen == 5000
+
+
+def test_embed_iter_break_stops_sending(client: AurousClient, api: FakeAPI) -> None:
+    api.default = vector_of
+    stream = client.embed_iter((f"t{i}" for i in range(100_000)), concurrency=4)
+    first = [next(stream) for _ in range(10)]
+    stream.close()
+    assert [r.embedding[0] for r in first] == list(map(float, range(10)))
+    assert len(api.requests) < 600
+
+
+def test_embed_iter_raises_at_the_bad_item_after_earlier_results(
+    client: AurousClient, api: FakeAPI
+) -> None:
+    api.default = vector_of
+    got: list[float] = []
+    with pytest.raises(InputValidationError) as info:  # noqa: PT012 - the loop is the subject
+        for result in client.embed_iter(["t0", "t1", "", "t3"]):
+            got.append(result.embedding[0])
+    assert got == [0.0, 1.0]
+    assert (info.value.index, info.value.param) == (2, "input")
+
+
+def test_embed_iter_return_exceptions_keeps_going(client: AurousClient, api: FakeAPI) -> None:
+    def flaky(request: httpx.Request) -> httpx.Response:
+        if json.loads(request.content)["input"] == "t3":
+            return respond(400, error_body("embeddings_input_too_large", param="input"))
+        return vector_of(request)
+
+    api.default = flaky
+    out = list(client.embed_iter(["t0", "t1", "", "t3", "t4"], return_exceptions=True))
+    kinds = [type(x).__name__ for x in out]
+    assert kinds == [
+        "EmbeddingResult",
+        "EmbeddingResult",
+        "InputValidationError",
+        "InputTooLargeError",
+        "EmbeddingResult",
+    ]
+    assert out[3].index == 3  # type: ignore[union-attr]
+
+
+async def test_async_embed_iter_from_an_async_generator(
+    aclient: AsyncAurousClient, api: FakeAPI
+) -> None:
+    api.default = vector_of
+
+    async def source() -> AsyncIterator[str]:
+        for i in range(700):
+            yield f"t{i}"
+
+    async with aclient:
+        values = [r.embedding[0] async for r in aclient.embed_iter(source(), concurrency=8)]
+    assert values == list(map(float, range(700)))
+
+
+# --- numpy ---------------------------------------------------------------------------------------
+
+
+def test_as_numpy(client: AurousClient, api: FakeAPI) -> None:
+    np = pytest.importorskip("numpy")
+    api.default = vector_of
+    array = client.embed_many([f"t{i}" for i in range(50)], as_numpy=True)
+    assert isinstance(array, np.ndarray)
+    assert (array.shape, array.dtype) == ((50, 2), np.float32)
+    assert array[:, 0].tolist() == list(map(float, range(50)))
+
+
+def test_as_numpy_partial_failure_keeps_rows(client: AurousClient, api: FakeAPI) -> None:
+    pytest.importorskip("numpy")
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        if json.loads(request.content)["input"] == "t2":
+            return respond(400, error_body("embeddings_input_too_large"))
+        return vector_of(request)
+
+    api.default = flaky
+    with pytest.raises(BatchEmbeddingError) as info:
+        client.embed_many([f"t{i}" for i in range(4)], as_numpy=True)
+    results = info.value.results
+    assert len(results) == 4
+    assert results[2] is None
+    assert results[3] is not None and results[3].embedding == [3.0, 1.0]
+    assert list(info.value.errors) == [2]
+
+
+def test_as_numpy_without_numpy(client: AurousClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    real = builtins.__import__
+
+    def no_numpy(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "numpy":
+            raise ImportError(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_numpy)
+    with pytest.raises(MissingDependencyError, match="numpy"):
+        client.embed_many(["a"], as_numpy=True)
+
+
+# --- progress ------------------------------------------------------------------------------------
+
+
+def test_show_progress_draws_a_bar_with_credits(
+    client: AurousClient, api: FakeAPI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("tqdm")
+    api.default = vector_of
+    seen: list[int] = []
+    client.embed_many(
+        [f"t{i}" for i in range(20)], show_progress=True, on_progress=lambda d, t, c: seen.append(d)
+    )
+    err = capsys.readouterr().err
+    assert "embedding" in err
+    assert "20/20" in err
+    assert "credits" in err
+    assert seen[-1] == 20  # the user's callback still runs
