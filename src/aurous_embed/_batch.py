@@ -38,6 +38,7 @@ from collections.abc import (
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from aurous_embed._config import MAX_RETRY_AFTER
 from aurous_embed._errors import (
     AurousError,
     AuthenticationError,
@@ -137,7 +138,8 @@ class _Bucket:
         if limit <= 0:
             return
         self.capacity = limit
-        if reset_in is not None and reset_in > 0 and remaining < limit:
+        # A reset more than an hour away is not a per-minute bucket refilling: do not learn from it.
+        if reset_in is not None and 0 < reset_in <= 3600 and remaining < limit:
             rate = (limit - remaining) / reset_in
             # Reset is whole seconds: smooth, and lean low so rounding does not cause 429s.
             self.rate = rate if self.rate <= 0 else 0.8 * self.rate + 0.2 * rate
@@ -167,16 +169,22 @@ class Pacer:
         self._tokens_spent = 0.0
         self._blocked_until = 0.0
 
-    def reserve(self, tokens: float, now: float) -> tuple[float, Ticket | None]:
-        """``(0, ticket)`` when the request may go now, else ``(seconds to wait, None)``."""
+    def reserve(
+        self, tokens: float, now: float, *, waited: float = 0.0
+    ) -> tuple[float, Ticket | None]:
+        """``(0, ticket)`` when the request may go now, else ``(seconds to wait, None)``.
+
+        ``waited`` is how long this attempt has already been held back: the local model is a guess,
+        so after ``MAX_RETRY_AFTER`` the request goes anyway and the server has the last word.
+        """
         with self._lock:
             wait = max(
                 self._blocked_until - now,
                 self._requests.wait_for(1.0, now),
                 self._tokens.wait_for(tokens, now),
             )
-            if wait > 0:
-                return wait, None
+            if wait > 0 and waited < MAX_RETRY_AFTER:
+                return min(wait, MAX_RETRY_AFTER - waited), None
             self._requests.take(1.0, now)
             self._tokens.take(tokens, now)
             self._requests_spent += 1.0

@@ -73,7 +73,7 @@ class APIResponse:
     """
 
     status_code: int
-    headers: httpx.Headers
+    headers: Mapping[str, str]  # lower-cased names
     data: Any
     request_id: str | None
     api_version: str | None
@@ -136,7 +136,8 @@ def _transport_error(exc: httpx.TransportError) -> APIConnectionError:
 def _outcome(
     response: httpx.Response, state: RetryState, idempotency_key: str | None
 ) -> APIResponse | APIStatusError:
-    headers = response.headers
+    # One pass over the headers; httpx.Headers lookups re-decode every header each time.
+    headers = dict(response.headers.items())
     if not 200 <= response.status_code < 300:
         return error_from_response(response.status_code, headers, response.content)
     try:
@@ -216,20 +217,23 @@ class _Call:
         )
         return None, decision.delay, decision.state
 
-    def wait_for_pacer(self) -> float:
+    def wait_for_pacer(self, waited: float) -> float:
         """Seconds to wait before this attempt may be sent (0: reserved, send now)."""
         if self.pacing is None:
             return 0.0
         clock = self.settings.clock
-        wait, self.ticket = self.pacing.pacer.reserve(self.pacing.tokens, clock.monotonic())
+        wait, self.ticket = self.pacing.pacer.reserve(
+            self.pacing.tokens, clock.monotonic(), waited=waited
+        )
         return wait
 
     def observe(self, response: httpx.Response, result: APIResponse | AurousError) -> None:
         if self.pacing is None:
             return
         clock = self.settings.clock
+        headers = result.headers if isinstance(result, (APIResponse, APIStatusError)) else {}
         self.pacing.pacer.observe(
-            response.status_code, response.headers, self.ticket, clock.monotonic(), clock.time()
+            response.status_code, headers, self.ticket, clock.monotonic(), clock.time()
         )
         if isinstance(result, RateLimitError) and self.pacing.on_rate_limited is not None:
             self.pacing.on_rate_limited()
@@ -258,8 +262,10 @@ class SyncRequester:
         attempt = 0
         while True:
             attempt += 1
-            while (wait := call.wait_for_pacer()) > 0:
+            waited = 0.0
+            while (wait := call.wait_for_pacer(waited)) > 0:
                 self.settings.clock.sleep(wait)
+                waited += wait
             result: APIResponse | AurousError
             try:
                 response = self.client.request(
@@ -303,8 +309,10 @@ class AsyncRequester:
         attempt = 0
         while True:
             attempt += 1
-            while (wait := call.wait_for_pacer()) > 0:
+            waited = 0.0
+            while (wait := call.wait_for_pacer(waited)) > 0:
                 await self.settings.clock.asleep(wait)
+                waited += wait
             result: APIResponse | AurousError
             try:
                 response = await self.client.request(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import socket
 
 import httpx
 import pytest
@@ -245,3 +246,16 @@ def test_balance_has_the_documented_shape(client: httpx.Client) -> None:
         "currency": "credit",
         "billing_mode": "metered",
     }
+
+
+def test_oversized_body_is_refused_before_reading(emu: Emulator) -> None:
+    # [guess] no documented body limit; a declared body over 256 MiB gets 413 without reading it.
+    request = (
+        f"POST /v1/embeddings HTTP/1.1\r\nHost: emulator\r\nX-Api-Key: {emu.api_key}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 300000000\r\n\r\n"
+    ).encode()
+    with socket.create_connection((emu.host, emu.port)) as raw:
+        raw.sendall(request)
+        head = raw.recv(65536).split(b"\r\n", 1)[0]
+    assert head == b"HTTP/1.1 413 Request Entity Too Large"
+    assert emu.wait_until(lambda s: s.requests == 1).by_code == {"request_too_large": 1}

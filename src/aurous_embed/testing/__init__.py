@@ -21,39 +21,45 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aurous_embed.testing._clock import Clock, ClockFn
-from aurous_embed.testing._faults import FAULT_HEADER, Faults
+from aurous_embed.testing._faults import Faults
 from aurous_embed.testing._stats import Charge, EmulatorStats
 
 if TYPE_CHECKING:
     from aurous_embed.testing._emulator import Emulator
 
-__all__ = ["FAULT_HEADER", "Charge", "Clock", "ClockFn", "Emulator", "EmulatorStats", "Faults"]
+__all__ = ["Charge", "Clock", "ClockFn", "Emulator", "EmulatorStats", "Faults"]
 
-_EXTRA_MODULES = ("starlette", "uvicorn", "multipart", "PIL")
+# What the extra installs, by import name (python-multipart is "python_multipart" in new
+# releases and "multipart" in old ones).
+_EXTRA_MODULES = {
+    "starlette": ("starlette",),
+    "uvicorn": ("uvicorn",),
+    "python-multipart": ("python_multipart", "multipart"),
+    "pillow": ("PIL",),
+}
 
 
 def __getattr__(name: str) -> Any:
     # Emulator needs starlette/uvicorn/python-multipart/Pillow: load it on first use only.
     if name == "Emulator":
-        require_emulator_extra()
+        _require_emulator_extra()
         from aurous_embed.testing._emulator import Emulator
 
         return Emulator
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def require_emulator_extra() -> None:
+def _require_emulator_extra() -> None:
     """Raise a helpful :class:`ImportError` if the ``emulator`` extra is not installed."""
     import importlib.util
 
-    missing = []
-    for module in _EXTRA_MODULES:
+    def importable(name: str) -> bool:
         try:
-            found = importlib.util.find_spec(module) is not None
+            return importlib.util.find_spec(name) is not None
         except (ImportError, ValueError):  # e.g. sys.modules[name] is None
-            found = False
-        if not found:
-            missing.append(module)
+            return False
+
+    missing = [dist for dist, names in _EXTRA_MODULES.items() if not any(map(importable, names))]
     if missing:
         raise ImportError(
             f"the Aurous emulator needs {', '.join(missing)}, which are not installed; "

@@ -16,7 +16,8 @@ import random
 import threading
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import ClassVar
 
 FAULT_HEADER = "Aurous-Emulator-Fault"
 """Per-request fault header. Comma- or semicolon-separated directives, e.g.
@@ -60,7 +61,11 @@ class Faults:
     Example:
         >>> Faults(error_rate=0.2, error_statuses=(503,), seed=7)
         Faults(error_rate=0.2, error_statuses=(503,), seed=7, ...)
+        >>> Faults.HEADER
+        'Aurous-Emulator-Fault'
     """
+
+    HEADER: ClassVar[str] = FAULT_HEADER  # the per-request fault header (syntax: FAULT_HEADER)
 
     error_rate: float = 0.0
     error_statuses: tuple[int, ...] = (500, 502, 503)
@@ -91,9 +96,9 @@ class Faults:
     def __repr__(self) -> str:
         # Show only what differs from the defaults, so a repr in a test id stays short.
         changed = [
-            f"{name}={getattr(self, name)!r}"
-            for name in self.__dataclass_fields__
-            if getattr(self, name) != getattr(_DEFAULT_FAULTS, name)
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+            if getattr(self, f.name) != getattr(_DEFAULT_FAULTS, f.name)
         ]
         return f"Faults({', '.join(changed)}{', ...' if changed else ''})"
 

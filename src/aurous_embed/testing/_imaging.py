@@ -72,6 +72,7 @@ def inspect_image(data: bytes) -> ImageInfo:
 
 
 def _header_size(data: bytes, mime: str) -> tuple[int, int] | None:
+    size: tuple[int, int] | None
     try:
         if mime == "image/png":
             if data[12:16] != b"IHDR":
