@@ -67,6 +67,10 @@ SERVER_BACKOFF_INITIAL: Final = 1.0
 SERVER_BACKOFF_MAX: Final = 30.0
 # [ASSUMPTION] the longest single wait the client honours from Retry-After / X-RateLimit-Reset.
 MAX_RETRY_AFTER: Final = 60.0
+# [ASSUMPTION] a rate limit is back-pressure, not a failure: waits for 429 / 503 provider_rate_limited
+# do not use up max_retries; one call waits them out up to this many times and seconds in total.
+RATE_LIMIT_RETRIES_PER_RETRY: Final = 10  # x max_retries (0 disables every retry)
+RATE_LIMIT_MAX_WAIT: Final = 300.0
 
 # --- emulator defaults [ASSUMPTION: embedding RPM/TPM are not documented] -----------------------
 EMULATOR_RPM: Final = 600

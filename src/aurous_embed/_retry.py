@@ -3,14 +3,16 @@
 The rules, from the API's error taxonomy:
 
 * 429 and 503 ``provider_rate_limited`` (type ``rate_limit``): wait ``Retry-After`` (seconds or an
-  HTTP date), else until ``X-RateLimit-Reset``, else back off; capped at ``MAX_RETRY_AFTER``.
+  HTTP date), else until ``X-RateLimit-Reset``, else back off; capped at ``MAX_RETRY_AFTER``. A rate
+  limit is back-pressure, not a failure: these waits have their own budget (``10 x max_retries``
+  waits, ``RATE_LIMIT_MAX_WAIT`` seconds in all) and do not use up ``max_retries``.
 * other 5xx, timeouts and connection errors: exponential backoff with jitter, 1 s doubling to 30 s.
 * 409 ``idempotency_key_in_use``: retried (0.5 s doubling to 8 s) only when an earlier attempt of the
   same call may still be running on the server; those waits have their own time budget
   (``CONFLICT_MAX_WAIT``) because the point is to collect the first attempt's replay.
 * every other 4xx: never retried.
 
-``max_retries`` counts retries, not attempts.
+``max_retries`` counts retries after failures, not attempts; ``max_retries=0`` never retries.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from aurous_embed._config import (
     CONFLICT_BACKOFF_MAX,
     CONFLICT_MAX_WAIT,
     MAX_RETRY_AFTER,
+    RATE_LIMIT_MAX_WAIT,
+    RATE_LIMIT_RETRIES_PER_RETRY,
     SERVER_BACKOFF_INITIAL,
     SERVER_BACKOFF_MAX,
 )
@@ -82,6 +86,8 @@ class RetryState:
     """What one logical call has been through so far."""
 
     retries: int = 0
+    rate_limit_retries: int = 0
+    rate_limit_wait: float = 0.0
     conflict_retries: int = 0
     conflict_wait: float = 0.0
     #: an earlier attempt may have reached the server and still be running (or have succeeded)
@@ -171,22 +177,33 @@ def decide(
             )
         return RetryDecision(None, state, "idempotency key conflict")
 
-    if state.retries >= max_retries:
-        return RetryDecision(None, state, "retries exhausted")
-    retried = replace(state, retries=state.retries + 1)
-
     if isinstance(error, RateLimitError):
         wait = parse_retry_after(error.headers, now)
         if wait is None:
             wait = parse_reset(error.headers, now, tpm=error.code == "tpm_rate_limit_exceeded")
         if wait is None:
             wait = backoff(
-                state.retries,
+                state.rate_limit_retries,
                 initial=SERVER_BACKOFF_INITIAL,
                 maximum=SERVER_BACKOFF_MAX,
                 rand=rand(),
             )
-        return RetryDecision(min(wait, MAX_RETRY_AFTER), retried, f"rate limited ({error.code})")
+        wait = min(wait, MAX_RETRY_AFTER)
+        if (
+            state.rate_limit_retries >= RATE_LIMIT_RETRIES_PER_RETRY * max_retries
+            or state.rate_limit_wait + wait > RATE_LIMIT_MAX_WAIT
+        ):
+            return RetryDecision(None, state, "rate limited for too long")
+        waited = replace(
+            state,
+            rate_limit_retries=state.rate_limit_retries + 1,
+            rate_limit_wait=state.rate_limit_wait + wait,
+        )
+        return RetryDecision(wait, waited, f"rate limited ({error.code})")
+
+    if state.retries >= max_retries:
+        return RetryDecision(None, state, "retries exhausted")
+    retried = replace(state, retries=state.retries + 1)
 
     if isinstance(error, APIConnectionError) or (
         isinstance(error, APIStatusError) and error.status_code >= 500

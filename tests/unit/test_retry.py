@@ -106,11 +106,13 @@ ZERO = lambda: 0.0  # noqa: E731 - no jitter in tables
     ("error", "state", "delay"),
     [
         (rate_limited({"Retry-After": "7"}), RetryState(), 7.0),
-        (rate_limited({"Retry-After": "7"}), RetryState(retries=3), 7.0),
-        (rate_limited({"Retry-After": "7"}), RetryState(retries=4), None),  # exhausted
+        (rate_limited({"Retry-After": "7"}), RetryState(retries=4), 7.0),  # not a failure
+        (rate_limited({"Retry-After": "7"}), RetryState(rate_limit_retries=39), 7.0),
+        (rate_limited({"Retry-After": "7"}), RetryState(rate_limit_retries=40), None),  # 10 x 4
+        (rate_limited({"Retry-After": "7"}), RetryState(rate_limit_wait=295.0), None),  # 300 s
         (rate_limited({"Retry-After": "600"}), RetryState(), 60.0),  # capped
         (rate_limited({"X-RateLimit-Reset": str(int(NOW) + 4)}), RetryState(), 4.0),
-        (rate_limited({}), RetryState(retries=2), 4.0),  # no hint: backoff
+        (rate_limited({}), RetryState(rate_limit_retries=2), 4.0),  # no hint: backoff
         (rate_limited({"Retry-After": "2"}, "provider_rate_limited", 503), RetryState(), 2.0),
         (server_error(500), RetryState(), 1.0),
         (server_error(502, "embeddings_provider_unknown_error"), RetryState(retries=1), 2.0),
@@ -168,7 +170,8 @@ def test_same_idempotency_key_on_every_retry_and_retry_after_honoured(
     assert len(keys) == 1
     assert result.idempotency_key in keys
     assert clock.sleeps[:2] == [3.0, 1.0]  # Retry-After exactly
-    assert 0.75 * 4 <= clock.sleeps[2] <= 4.0  # third retry: backoff 2**2 with jitter
+    assert 0.75 <= clock.sleeps[2] <= 1.0  # first failure: backoff 1 s with jitter
+    assert 1.5 <= clock.sleeps[3] <= 2.0  # second failure: 2 s (rate-limit waits are not failures)
     assert len({r.content for r in api.requests}) == 1  # identical body every time
 
 
@@ -195,6 +198,15 @@ def test_max_retries_counts_retries_not_attempts(api: FakeAPI, clock: FakeClock)
         with pytest.raises(InternalServerError):
             client.embed("x")
     assert len(api.requests) == 3
+
+
+def test_rate_limit_waits_do_not_use_up_max_retries(api: FakeAPI, clock: FakeClock) -> None:
+    limited = respond(429, error_body("too_many_requests", "rate_limit"), {"Retry-After": "1"})
+    failed = respond(500, error_body("internal_error", "server_error"))
+    api.script = [limited, limited, failed, limited, failed, limited, limited, respond()]
+    with AurousClient(API_KEY, base_url=BASE_URL, max_retries=2, clock=clock, http_client=httpx.Client(transport=httpx.MockTransport(api))) as client:
+        client.embed("x")
+    assert len(api.requests) == 8  # 5 rate-limit waits + 2 failure retries
 
 
 def test_max_retries_zero_sends_once(api: FakeAPI, clock: FakeClock) -> None:
