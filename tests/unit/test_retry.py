@@ -204,7 +204,13 @@ def test_rate_limit_waits_do_not_use_up_max_retries(api: FakeAPI, clock: FakeClo
     limited = respond(429, error_body("too_many_requests", "rate_limit"), {"Retry-After": "1"})
     failed = respond(500, error_body("internal_error", "server_error"))
     api.script = [limited, limited, failed, limited, failed, limited, limited, respond()]
-    with AurousClient(API_KEY, base_url=BASE_URL, max_retries=2, clock=clock, http_client=httpx.Client(transport=httpx.MockTransport(api))) as client:
+    with AurousClient(
+        API_KEY,
+        base_url=BASE_URL,
+        max_retries=2,
+        clock=clock,
+        http_client=httpx.Client(transport=httpx.MockTransport(api)),
+    ) as client:
         client.embed("x")
     assert len(api.requests) == 8  # 5 rate-limit waits + 2 failure retries
 

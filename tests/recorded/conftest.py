@@ -1,0 +1,139 @@
+"""Recorded HTTP (vcrpy via pytest-recording): replayed offline in CI, re-recordable with one command.
+
+Replay (CI, the default): ``python -m pytest tests/recorded`` (record mode ``none``: no server, no
+network; a request missing from its cassette fails the test).
+
+Re-record against the local emulator (how the committed cassettes were made)::
+
+    python -m pytest tests/recorded --record-mode=rewrite
+
+Re-record against the live API with a real key::
+
+    AUROUS_RECORD_LIVE=1 AUROUS_API_KEY=al_live_... python -m pytest tests/recorded --record-mode=rewrite
+
+Cassettes live in top-level ``cassettes/<test module>/<test name>.yaml``. Requests match on method,
+path and JSON body; ``X-Api-Key``, ``Authorization`` and ``Idempotency-Key`` are scrubbed; volatile
+response headers (dates, rate-limit counters) are dropped. ``test_cassettes.py`` scans them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CASSETTES = ROOT / "cassettes"
+RECORD_LIVE = os.environ.get("AUROUS_RECORD_LIVE") == "1"
+REDACTED = "REDACTED"
+SCRUBBED_REQUEST_HEADERS = ("x-api-key", "authorization", "idempotency-key")
+# Response headers that change on every call and mean nothing on replay. Dropping the rate-limit
+# counters also keeps the client's pacer out of replays.
+VOLATILE_RESPONSE_HEADERS = frozenset(
+    {
+        "date",
+        "server",
+        "set-cookie",
+        "retry-after",
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-reset",
+        "x-ratelimit-tpm-limit",
+        "x-ratelimit-tpm-remaining",
+        "x-ratelimit-tpm-reset",
+    }
+)
+#: A replay key: never sent anywhere (the cassette answers), shaped so secret scans would flag it.
+REPLAY_KEY = "replay-key-not-a-secret"
+#: Recording against the emulator uses short vectors so cassettes stay small; the live API decides.
+EMULATOR_DIMENSION = 64
+
+
+def json_body(r1: Any, r2: Any) -> None:
+    """vcrpy matcher: equal JSON bodies (key order and whitespace do not matter)."""
+
+    def parse(body: Any) -> Any:
+        if body is None or body == b"":
+            return None
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+
+    assert parse(r1.body) == parse(r2.body)
+
+
+def pytest_recording_configure(config: pytest.Config, vcr: Any) -> None:
+    vcr.register_matcher("json_body", json_body)
+
+
+def _only_api_requests(request: Any) -> Any:
+    # Other HTTP in a test (a Chroma server on loopback, say) is not the Aurous API: never recorded.
+    return request if "/v1/" in request.path else None
+
+
+def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
+    response["headers"] = {
+        name: value
+        for name, value in response["headers"].items()
+        if name.lower() not in VOLATILE_RESPONSE_HEADERS
+    }
+    return response
+
+
+@pytest.fixture(scope="module")
+def vcr_cassette_dir(request: pytest.FixtureRequest) -> str:
+    return str(CASSETTES / request.module.__name__.rsplit(".", 1)[-1])
+
+
+@pytest.fixture
+def vcr_config() -> dict[str, Any]:
+    return {
+        "match_on": ["method", "path", "json_body"],
+        "filter_headers": [(name, REDACTED) for name in SCRUBBED_REQUEST_HEADERS],
+        "before_record_request": _only_api_requests,
+        "before_record_response": _scrub_response,
+        "decode_compressed_response": True,
+        "allow_playback_repeats": False,
+    }
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where recorded tests send requests: the emulator or the live API when recording, nowhere
+    real on replay (the cassette answers)."""
+
+    base_url: str
+    api_key: str
+
+    def env(self) -> dict[str, str]:
+        return {"AUROUS_BASE_URL": self.base_url, "AUROUS_API_KEY": self.api_key}
+
+
+@pytest.fixture
+def aurous_target(record_mode: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
+    """The API for this test; also exported as AUROUS_BASE_URL / AUROUS_API_KEY for adapters."""
+    if record_mode == "none":
+        target = Target("http://127.0.0.1:9/v1", REPLAY_KEY)  # port 9: nothing listens
+        for name, value in target.env().items():
+            monkeypatch.setenv(name, value)
+        yield target
+    elif RECORD_LIVE:
+        key = os.environ.get("AUROUS_API_KEY")
+        if not key:
+            pytest.fail("AUROUS_RECORD_LIVE=1 needs AUROUS_API_KEY")
+        yield Target(os.environ.get("AUROUS_BASE_URL", "https://api.aurous-labs.com/v1"), key)
+    else:
+        from aurous_embed.testing import Emulator
+
+        with Emulator(native_dimension=EMULATOR_DIMENSION, rpm=100_000, rpm_burst=10_000) as emu:
+            target = Target(emu.base_url, emu.api_key)
+            for name, value in target.env().items():
+                monkeypatch.setenv(name, value)
+            yield target
