@@ -24,7 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from aurous_embed._images import is_ndarray, is_path_like, is_pil_image
+from aurous_embed._images import (
+    is_binary_file,
+    is_ndarray,
+    is_path_like,
+    is_pil_image,
+    read_binary_file,
+)
 from aurous_embed._parts import Image, ImageURL, Normalized, Text, VideoURL
 
 KEY_VERSION = 1  # bump when the key recipe changes, so old entries are simply never hit
@@ -86,6 +92,8 @@ def _digest_source(source: object) -> str:
         with open(os.fspath(source), "rb") as handle:  # type: ignore[call-overload]
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
+    elif is_binary_file(source) and not is_pil_image(source):
+        digest.update(read_binary_file(source, param="input"))
     elif is_ndarray(source):
         array_: Any = source
         digest.update(f"ndarray:{array_.dtype}:{array_.shape}:".encode())

@@ -115,6 +115,38 @@ def is_path_like(value: object) -> bool:
     return isinstance(value, (str, os.PathLike))
 
 
+def is_binary_file(value: object) -> bool:
+    """A binary file-like object (``BytesIO``, an open ``rb`` file)."""
+    return isinstance(value, io.IOBase) or (
+        callable(getattr(value, "read", None)) and not isinstance(value, (str, bytes))
+    )
+
+
+def read_binary_file(source: object, *, param: str) -> bytes:
+    """All bytes of a file-like object, from the start, without moving its position for good."""
+    getvalue = getattr(source, "getvalue", None)
+    if callable(getvalue):  # BytesIO: no seeking needed
+        data = getvalue()
+    else:
+        handle: Any = source
+        try:
+            position = handle.tell() if handle.seekable() else None
+            if position is not None:
+                handle.seek(0)
+            data = handle.read()
+            if position is not None:
+                handle.seek(position)
+        except (OSError, ValueError) as exc:
+            raise InputValidationError(
+                f"cannot read the image stream: {exc}", param=param
+            ) from None
+    if not isinstance(data, (bytes, bytearray)):
+        raise InputValidationError(
+            "an image stream must be binary (open the file with 'rb')", param=param
+        )
+    return bytes(data)
+
+
 def check_source(source: object, *, param: str) -> None:
     """Cheap checks of an image source, done for every item before a batch sends anything."""
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -139,8 +171,10 @@ def check_source(source: object, *, param: str) -> None:
     if is_ndarray(source):
         _check_array(source, param=param)
         return
+    if is_binary_file(source):
+        return
     raise InputValidationError(
-        "an image must be a path, bytes, a PIL image or a numpy uint8 array, "
+        "an image must be a path, bytes, a binary file object, a PIL image or a numpy uint8 array, "
         f"not {type(source).__name__}",
         param=param,
     )
@@ -179,6 +213,11 @@ def encode_image(source: object, *, fit: bool, param: str) -> bytes:
             raise InputValidationError(f"cannot read image file: {exc}", param=param) from None
         if not data:
             raise InputValidationError(f"image file {str(source)!r} is empty", param=param)
+        return _fit_bytes(data, fit=fit, param=param)
+    if is_binary_file(source) and not is_pil_image(source):
+        data = read_binary_file(source, param=param)
+        if not data:
+            raise InputValidationError("the image stream is empty", param=param)
         return _fit_bytes(data, fit=fit, param=param)
     pil = _pil()
     if is_ndarray(source):

@@ -22,7 +22,13 @@ from urllib.request import url2pathname
 
 from aurous_embed._config import MAX_IMAGES, MAX_PARTS, MAX_TEXT_CHARS, MAX_URL_CHARS
 from aurous_embed._errors import InputValidationError
-from aurous_embed._images import check_source, encode_image, is_ndarray, is_pil_image
+from aurous_embed._images import (
+    check_source,
+    encode_image,
+    is_binary_file,
+    is_ndarray,
+    is_pil_image,
+)
 
 __all__ = [
     "EmbedInput",
@@ -72,8 +78,8 @@ class Image:
     """A local image, sent inline as ``image_url.b64_json``.
 
     Args:
-        source: a path (``str`` or ``Path``), ``bytes``, a PIL image, or a numpy ``uint8`` array
-            (H×W or H×W×C). PNG, JPEG and WebP bytes within the limits are sent unchanged; other
+        source: a path (``str`` or ``Path``), ``bytes``, a binary file object (``BytesIO``, a file
+            opened ``rb``), a PIL image, or a numpy ``uint8`` array (H×W or H×W×C). PNG, JPEG and WebP bytes within the limits are sent unchanged; other
             formats, and images over 4096 px or 10 MB, are converted/downscaled with Pillow.
         fit: when ``False``, an image over the limits raises instead of being downscaled.
 
@@ -240,6 +246,7 @@ def _to_part(item: object, *, param: str) -> Part:
         isinstance(item, (bytes, bytearray, memoryview, os.PathLike))
         or is_pil_image(item)
         or is_ndarray(item)
+        or is_binary_file(item)
     ):
         return Image(item)
     if isinstance(item, (list, tuple)):

@@ -18,6 +18,7 @@ from aurous_embed import (
     Image,
     InputValidationError,
     MissingDependencyError,
+    Text,
 )
 from aurous_embed._config import MAX_IMAGE_BYTES, MAX_IMAGE_SIDE
 from aurous_embed._images import encode_image, header_size, sniff_mime
@@ -170,3 +171,23 @@ def test_image_json_is_b64_json_never_a_data_uri(client: AurousClient, api: Fake
     assert set(part["image_url"]) == {"b64_json"}
     assert not part["image_url"]["b64_json"].startswith("data:")
     base64.b64decode(part["image_url"]["b64_json"], validate=True)
+
+
+def test_binary_file_objects(client: AurousClient, api: FakeAPI, tmp_path: Path) -> None:
+    data = png(3, 3)
+    stream = io.BytesIO(data)
+    stream.seek(2)
+    client.embed(Image(stream))
+    path = tmp_path / "f.png"
+    path.write_bytes(data)
+    with path.open("rb") as handle:
+        handle.read(5)
+        client.embed([Text("caption"), handle])  # a file object inside a parts list is an image
+        assert handle.tell() == 5  # position restored
+    sent = [json.loads(r.content)["input"] for r in api.requests]
+    assert base64.b64decode(sent[0][0]["image_url"]["b64_json"]) == data
+    assert base64.b64decode(sent[1][1]["image_url"]["b64_json"]) == data
+    with pytest.raises(InputValidationError, match="binary"):
+        client.embed(Image(io.StringIO("text")))
+    with pytest.raises(InputValidationError, match="empty"):
+        client.embed(Image(io.BytesIO(b"")))
