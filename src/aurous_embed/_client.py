@@ -10,6 +10,7 @@ the same pipeline wherever it comes from (``embed``, ``embed_many``, ``embed_ite
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import os
@@ -360,7 +361,7 @@ class _ClientCore:
 
     def _cached(self, vector: Sequence[float], call: _Call) -> EmbeddingResult:
         return EmbeddingResult(
-            embedding=list(vector),
+            embedding=vector if isinstance(vector, list) else list(vector),
             model=call.model,
             usage=Usage(),
             api_version=self.api_version,
@@ -944,6 +945,14 @@ def _upload_form(
     return {"file": (name, data, mime)}, form
 
 
+async def _close_at_loop_shutdown(http: httpx.AsyncClient) -> AsyncIterator[None]:
+    """Suspended for the loop's lifetime; ``loop.shutdown_asyncgens()`` runs the ``finally``."""
+    try:
+        yield
+    finally:
+        await http.aclose()
+
+
 class AsyncAurousClient(_ClientCore):
     """Asynchronous client; the same parameters and method names as :class:`AurousClient`.
 
@@ -981,19 +990,40 @@ class AsyncAurousClient(_ClientCore):
             max_credits=max_credits,
             clock=clock,
         )
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(
-            timeout=self.timeout,
-            limits=httpx.Limits(
-                max_connections=self.max_concurrency * 2,
-                max_keepalive_connections=self.max_concurrency * 2,
-            ),
-        )
-        self._requester = AsyncRequester(self._settings, self._http)
+        self._user_http = http_client
+        self._http: httpx.AsyncClient | None = None
+        self._http_loop: asyncio.AbstractEventLoop | None = None
+        self._loop_guard: AsyncIterator[None] | None = None
+        self._requester = AsyncRequester(self._settings, self._client_for_loop)
+
+    async def _client_for_loop(self) -> httpx.AsyncClient:
+        """The pool for the running event loop.
+
+        A pool's connections belong to the loop that opened them, so a client used from a second
+        ``asyncio.run(...)`` gets a fresh pool instead of "Event loop is closed". Each pool is closed
+        when its loop shuts down (an async generator that ``asyncio.run`` finalises), so nothing leaks.
+        """
+        if self._user_http is not None:
+            return self._user_http
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._http_loop is not loop or self._http.is_closed:
+            self._http = httpx.AsyncClient(
+                timeout=self.timeout,
+                limits=httpx.Limits(
+                    max_connections=self.max_concurrency * 2,
+                    max_keepalive_connections=self.max_concurrency * 2,
+                ),
+            )
+            self._http_loop = loop
+            # Held here so it lives as long as the loop (dropping the previous one lets its loop
+            # finalise it, which closes the previous pool).
+            self._loop_guard = _close_at_loop_shutdown(self._http)
+            await self._loop_guard.__anext__()
+        return self._http
 
     async def close(self) -> None:
         """Close the connection pool (unless the caller passed ``http_client``)."""
-        if self._owns_http:
+        if self._http is not None:
             await self._http.aclose()
 
     async def __aenter__(self) -> AsyncAurousClient:

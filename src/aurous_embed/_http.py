@@ -12,7 +12,7 @@ import logging
 import platform
 import random
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -287,9 +287,15 @@ class SyncRequester:
 
 
 class AsyncRequester:
-    """The async twin of :class:`SyncRequester`, on an :class:`httpx.AsyncClient`."""
+    """The async twin of :class:`SyncRequester`.
 
-    def __init__(self, settings: HTTPSettings, client: httpx.AsyncClient) -> None:
+    ``client`` gives the :class:`httpx.AsyncClient` for the running event loop (a pool's
+    connections belong to the loop that opened them).
+    """
+
+    def __init__(
+        self, settings: HTTPSettings, client: Callable[[], Awaitable[httpx.AsyncClient]]
+    ) -> None:
         self.settings = settings
         self.client = client
 
@@ -315,7 +321,7 @@ class AsyncRequester:
                 waited += wait
             result: APIResponse | AurousError
             try:
-                response = await self.client.request(
+                response = await (await self.client()).request(
                     method,
                     call.url,
                     content=content,

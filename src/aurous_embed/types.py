@@ -202,9 +202,9 @@ def parse_usage(value: Any) -> Usage:
 def decode_embedding(value: Any) -> list[float]:
     """Accept a float list or a base64 string of little-endian float32 values."""
     if isinstance(value, list):
-        if value and not isinstance(value[0], float):
-            return [float(x) for x in value]
-        return value
+        if all(type(x) is float for x in value):
+            return value
+        return [float(x) for x in value]  # ints such as 0 or 1 in the JSON
     if isinstance(value, str):
         floats = array.array("f")
         floats.frombytes(base64.b64decode(value))

@@ -20,7 +20,8 @@ from tests.unit.conftest import API_KEY, BASE_URL, FakeAPI, error_body, respond
 def test_all_is_sorted_and_complete() -> None:
     assert aurous_embed.__all__ == sorted(aurous_embed.__all__)
     # ("@..." names are pytest's assertion-rewriting helpers: the package holds a pytest plugin)
-    public = {n for n in dir(aurous_embed) if n[0] not in "_@"} - {"types", "testing", "cli"}
+    submodules = {"types", "testing", "cli", "langchain", "llama_index", "chroma"}
+    public = {n for n in dir(aurous_embed) if n[0] not in "_@"} - submodules
     assert set(aurous_embed.__all__) - {"__version__"} == public
     for name in aurous_embed.__all__:
         assert getattr(aurous_embed, name) is not None
@@ -85,8 +86,35 @@ def test_close_does_not_close_a_caller_owned_http_client(api: FakeAPI) -> None:
 async def test_async_close(api: FakeAPI) -> None:
     own = AsyncAurousClient(API_KEY, base_url=BASE_URL)
     async with own:
-        pass
-    assert own._http.is_closed
+        http = await own._client_for_loop()
+    assert http.is_closed
+
+
+def test_async_client_survives_several_event_loops() -> None:
+    """One client, two asyncio.run calls: the second gets a fresh pool, the first's is closed."""
+    import asyncio
+    import gc
+    import warnings
+
+    from aurous_embed.testing import Emulator
+
+    with Emulator() as emu:
+        client = AsyncAurousClient(emu.api_key, base_url=emu.base_url)
+        pools = []
+
+        async def one(text: str) -> list[float]:
+            pools.append(await client._client_for_loop())
+            return (await client.embed(text)).embedding
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # an unclosed socket would be a ResourceWarning
+            first = asyncio.run(one("a"))
+            second = asyncio.run(one("a"))
+            gc.collect()
+    assert first == second
+    assert pools[0] is not pools[1]
+    assert pools[0].is_closed  # closed when its loop shut down
+    assert pools[1].is_closed
 
 
 def test_usage_totals_are_safe_under_concurrency(client: AurousClient, api: FakeAPI) -> None:

@@ -42,9 +42,9 @@ def test_base64_little_endian_float32_vector(client: AurousClient, api: FakeAPI)
 
 
 def test_int_vector_values_become_floats(client: AurousClient, api: FakeAPI) -> None:
-    api.default = lambda request: respond(body=embedding_body([1, 0, 0]))
+    api.default = lambda request: respond(body=embedding_body([0.5, 1, 0]))
     embedding = client.embed("x").embedding
-    assert embedding == [1.0, 0.0, 0.0]
+    assert embedding == [0.5, 1.0, 0.0]
     assert all(type(x) is float for x in embedding)
 
 
