@@ -1,7 +1,7 @@
 """Embed text and an image, offline: an embedded emulator stands in for the API when no key is set.
 
-    python examples/quickstart.py                 # offline, against the local emulator
-    AUROUS_API_KEY=al_live_... python examples/quickstart.py   # the live API
+python examples/quickstart.py                 # offline, against the local emulator
+AUROUS_API_KEY=al_live_... python examples/quickstart.py   # the live API
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def api() -> Iterator[AurousClient]:
 
 
 def cosine(a: list[float], b: list[float]) -> float:
-    return sum(x * y for x, y in zip(a, b))
+    return sum(x * y for x, y in zip(a, b, strict=False))
 
 
 def main() -> None:
@@ -43,7 +43,7 @@ def main() -> None:
                 [Text("Product photo:"), Image(red_square)],  # text + image: ONE vector
             ]
         )
-        for label, doc in zip(["red bag text", "blue shirt text", "red image"], docs):
+        for label, doc in zip(["red bag text", "blue shirt text", "red image"], docs, strict=False):
             print(f"{label:>16}: cosine {cosine(query.embedding, doc.embedding):+.3f}")
         usage = client.usage
         print(

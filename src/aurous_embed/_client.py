@@ -594,6 +594,8 @@ class AurousClient(_ClientCore):
             max_credits=max_credits,
             clock=clock,
         )
+        # max_concurrency bounds the requests in flight for the whole client, across calls.
+        self._slots = threading.BoundedSemaphore(self.max_concurrency)
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(
             timeout=self.timeout,
@@ -634,13 +636,15 @@ class AurousClient(_ClientCore):
         estimate = self._hold(item, call)
         charged = 0.0
         try:
-            response = self._requester.request(
-                "POST",
-                "/embeddings",
-                content=self._embed_body(item.value, call),
-                idempotency_key=idempotency_key or new_idempotency_key(),
-                pacing=self._pacing(estimate, call),
-            )
+            body = self._embed_body(item.value, call)
+            with self._slots:
+                response = self._requester.request(
+                    "POST",
+                    "/embeddings",
+                    content=body,
+                    idempotency_key=idempotency_key or new_idempotency_key(),
+                    pacing=self._pacing(estimate, call),
+                )
             result, charged = self._result(response, call)
         finally:
             self._release(estimate, call, charged)
@@ -994,6 +998,9 @@ class AsyncAurousClient(_ClientCore):
         self._http: httpx.AsyncClient | None = None
         self._http_loop: asyncio.AbstractEventLoop | None = None
         self._loop_guard: AsyncIterator[None] | None = None
+        # max_concurrency bounds the requests in flight for the whole client (per event loop).
+        self._slots: asyncio.Semaphore | None = None
+        self._slots_loop: asyncio.AbstractEventLoop | None = None
         self._requester = AsyncRequester(self._settings, self._client_for_loop)
 
     async def _client_for_loop(self) -> httpx.AsyncClient:
@@ -1003,9 +1010,11 @@ class AsyncAurousClient(_ClientCore):
         ``asyncio.run(...)`` gets a fresh pool instead of "Event loop is closed". Each pool is closed
         when its loop shuts down (an async generator that ``asyncio.run`` finalises), so nothing leaks.
         """
+        loop = asyncio.get_running_loop()
+        if self._slots_loop is not loop:
+            self._slots, self._slots_loop = asyncio.Semaphore(self.max_concurrency), loop
         if self._user_http is not None:
             return self._user_http
-        loop = asyncio.get_running_loop()
         if self._http is None or self._http_loop is not loop or self._http.is_closed:
             self._http = httpx.AsyncClient(
                 timeout=self.timeout,
@@ -1051,13 +1060,17 @@ class AsyncAurousClient(_ClientCore):
         estimate = self._hold(item, call)
         charged = 0.0
         try:
-            response = await self._requester.request(
-                "POST",
-                "/embeddings",
-                content=self._embed_body(item.value, call),
-                idempotency_key=idempotency_key or new_idempotency_key(),
-                pacing=self._pacing(estimate, call),
-            )
+            body = self._embed_body(item.value, call)
+            await self._client_for_loop()  # makes this loop's slots
+            assert self._slots is not None
+            async with self._slots:
+                response = await self._requester.request(
+                    "POST",
+                    "/embeddings",
+                    content=body,
+                    idempotency_key=idempotency_key or new_idempotency_key(),
+                    pacing=self._pacing(estimate, call),
+                )
             result, charged = self._result(response, call)
         finally:
             self._release(estimate, call, charged)

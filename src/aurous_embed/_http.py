@@ -7,10 +7,12 @@ the server's replay instead of a second charge.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import platform
 import random
+import threading
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -91,6 +93,40 @@ class HTTPSettings:
     api_version: str | None
     max_retries: int
     clock: Clock
+
+
+_SHARED: dict[tuple[float, int], httpx.Client] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_http_client(*, timeout: float, max_connections: int) -> httpx.Client:
+    """A process-wide connection pool for clients that are created and dropped often.
+
+    Chroma rebuilds an embedding function from its stored config on every call to a reopened
+    collection; a pool per rebuild would mean a new TLS handshake per query. Pools are keyed by
+    their settings, thread-safe, and closed at interpreter exit.
+    """
+    key = (timeout, max_connections)
+    with _SHARED_LOCK:
+        client = _SHARED.get(key)
+        if client is None or client.is_closed:
+            client = httpx.Client(
+                timeout=timeout,
+                limits=httpx.Limits(
+                    max_connections=max_connections, max_keepalive_connections=max_connections
+                ),
+            )
+            if not _SHARED:
+                atexit.register(_close_shared)
+            _SHARED[key] = client
+        return client
+
+
+def _close_shared() -> None:
+    with _SHARED_LOCK:
+        for client in _SHARED.values():
+            client.close()
+        _SHARED.clear()
 
 
 def new_idempotency_key() -> str:

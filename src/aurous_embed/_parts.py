@@ -13,10 +13,10 @@ import base64
 import binascii
 import ipaddress
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import IO, Any, TypeAlias
 from urllib.parse import unquote_to_bytes, urlsplit
 from urllib.request import url2pathname
 
@@ -104,8 +104,20 @@ class Image:
 
 
 Part: TypeAlias = Text | ImageURL | Image | VideoURL
-# What one input may be: a str, a part, or a list of parts (strs inside a list of parts are Text).
-EmbedInput: TypeAlias = str | Part | Sequence[Any]
+# What one input may be: a str, a part, or a list of parts (strs inside a list of parts are
+# Text); an image given directly (bytes, a path, a binary file, a PIL image, a numpy array) is one
+# Image part, and an API-shaped dict is that part. PIL and numpy types are not named here so the
+# core imports neither; wrap them in Image(...) to keep a type checker informed.
+EmbedInput: TypeAlias = (
+    str
+    | Part
+    | Sequence[Any]
+    | Mapping[str, Any]
+    | bytes
+    | bytearray
+    | os.PathLike[str]
+    | IO[bytes]
+)
 Normalized: TypeAlias = str | tuple[Part, ...]
 
 _PART_TYPES = (Text, ImageURL, Image, VideoURL)
@@ -375,14 +387,25 @@ def _data_uri_bytes(uri: str) -> bytes:
     return unquote_to_bytes(payload)
 
 
-def images_from_uris(uris: Sequence[str | os.PathLike[str]]) -> list[ImageURL | Image]:
-    """:func:`image_from_uri` for each item; an error names the item's index."""
+def images_from_uris(uris: Sequence[object]) -> list[ImageURL | Image]:
+    """One image part per item; an error names the item's index.
+
+    Items may be URIs or paths (through :func:`image_from_uri`), ``Image``/``ImageURL`` parts
+    (kept), or image objects (bytes, binary files, PIL images, numpy arrays: wrapped in ``Image``).
+    """
     if isinstance(uris, (str, os.PathLike)):
         raise InputValidationError("uris must be a list of URIs, not a single string", param="uris")
     parts: list[ImageURL | Image] = []
     for index, uri in enumerate(uris):
         try:
-            parts.append(image_from_uri(uri))
+            if isinstance(uri, (str, os.PathLike)):
+                parts.append(image_from_uri(uri))
+            elif isinstance(uri, (Image, ImageURL)):
+                parts.append(uri)
+            else:
+                part = Image(uri)
+                check_source(part.source, param="uris")
+                parts.append(part)
         except InputValidationError as exc:
             raise exc.at_index(index) from None
     return parts

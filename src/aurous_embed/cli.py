@@ -1,20 +1,481 @@
-"""The ``aurous-embed`` command (grows with the CLI issue; ``serve`` runs the local emulator)."""
+"""The ``aurous-embed`` command.
+
+::
+
+    aurous-embed demo                                   offline: index sample data into Chroma, search it
+    aurous-embed embed TEXT... [--image P]... [--combine]
+    aurous-embed estimate TEXT... [--image P]... [--combine]
+    aurous-embed models
+    aurous-embed index PATH --collection NAME [--db DIR | --chroma-host URL]
+    aurous-embed search "query" [--image P] --collection NAME [-k 5]
+    aurous-embed serve                                  the local emulator
+
+Global options: ``--api-key`` (or AUROUS_API_KEY), ``--base-url``, ``--emulator`` (an embedded
+emulator instead of the API), ``--json``, ``--debug``. Exit codes: 0 ok, 2 usage, 3 authentication,
+4 API error, 5 partial failure. Errors print one line with the request id (a traceback only with
+``--debug``). Argument parsing is argparse (stdlib: the command works with the core install alone);
+output uses rich when it is installed (extra ``cli``).
+"""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import dataclasses
+import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from aurous_embed._errors import (
+    APIError,
+    AurousError,
+    AuthenticationError,
+    BatchEmbeddingError,
+    InputValidationError,
+    MissingAPIKeyError,
+    MissingDependencyError,
+    PermissionDeniedError,
+)
+
+EXIT_OK, EXIT_USAGE, EXIT_AUTH, EXIT_API, EXIT_PARTIAL = 0, 2, 3, 4, 5
+DEFAULT_DB = "aurous-chroma-db"
+
+
+class PartialFailure(Exception):
+    """Some items failed; the rest were done (exit code 5)."""
+
+
+def exit_code(error: BaseException) -> int:
+    """The documented exit code of an error."""
+    if isinstance(error, (MissingAPIKeyError, AuthenticationError, PermissionDeniedError)):
+        return EXIT_AUTH
+    if isinstance(error, (BatchEmbeddingError, PartialFailure)):
+        return EXIT_PARTIAL
+    if isinstance(error, (InputValidationError, MissingDependencyError)):
+        return EXIT_USAGE
+    return EXIT_API
+
+
+def error_line(error: BaseException) -> str:
+    """One readable line; API errors carry their code and request id."""
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if isinstance(error, APIError) and error.request_id and error.request_id not in text:
+        text += f" (request_id={error.request_id})"
+    return f"error: {text}"
+
+
+# --- output --------------------------------------------------------------------------------------
+
+
+class Output:
+    """Tables and messages on stdout; rich when installed, plain text otherwise; or JSON."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        try:
+            from rich.console import Console
+
+            self._console: Any = Console(highlight=False, soft_wrap=True)
+        except ImportError:
+            self._console = None
+
+    def json(self, value: object, *, lines: bool = False) -> None:
+        """Indented JSON; ``lines=True`` prints one compact object per line (for vectors)."""
+        if lines and isinstance(value, list):
+            for item in value:
+                print(json.dumps(item, ensure_ascii=False, separators=(",", ":")))
+        else:
+            print(json.dumps(value, indent=2, ensure_ascii=False))
+
+    def say(self, text: str) -> None:
+        if self.as_json:
+            return
+        if self._console is not None:
+            self._console.print(text)
+        else:
+            print(text)
+
+    def table(self, title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+        if self.as_json:
+            return
+        if self._console is not None:
+            from rich.table import Table
+
+            table = Table(title=title, title_justify="left")
+            for header in headers:
+                table.add_column(header, overflow="fold")
+            for row in rows:
+                table.add_row(*(str(cell) for cell in row))
+            self._console.print(table)
+            return
+        print(title)
+        widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
+        print("  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True)))
+        for row in rows:
+            print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+
+
+# --- the API (live or embedded emulator) ----------------------------------------------------------
+
+
+@contextlib.contextmanager
+def open_client(args: argparse.Namespace, **options: Any) -> Iterator[Any]:
+    """An AurousClient for the global options; ``--emulator`` starts one in-process."""
+    from aurous_embed._client import AurousClient
+
+    if args.emulator:
+        from aurous_embed.testing import Emulator
+
+        with Emulator() as emu, AurousClient(emu.api_key, base_url=emu.base_url, **options) as c:
+            yield c
+        return
+    with AurousClient(args.api_key, base_url=args.base_url, **options) as client:
+        yield client
+
+
+def _usage_json(result: Any) -> dict[str, Any]:
+    usage = result.usage
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "credits_charged": usage.credits_charged,
+        "breakdown": {
+            "text": usage.breakdown.text,
+            "visual": usage.breakdown.visual,
+            "video": usage.breakdown.video,
+        },
+    }
+
+
+def _inputs(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
+    """The inputs of ``embed``/``estimate``: one per text and image, or ONE with --combine."""
+    from aurous_embed._parts import Text, image_from_uri
+
+    images = [image_from_uri(uri) for uri in args.image or []]
+    if not args.text and not images:
+        raise InputValidationError("give at least one TEXT or --image", param="TEXT")
+    if args.combine:
+        return [[*(Text(t) for t in args.text), *images]], ["combined"]
+    labels = [*args.text, *(args.image or [])]
+    return [*args.text, *images], labels
+
+
+def cmd_embed(args: argparse.Namespace, out: Output) -> int:
+    inputs, labels = _inputs(args)
+    with open_client(args) as client:
+        results = client.embed_many(inputs, dimensions=args.dimensions)
+    out.json(
+        [
+            {
+                "input": label,
+                "embedding": result.embedding,
+                "model": result.model,
+                "usage": _usage_json(result),
+                "request_id": result.request_id,
+            }
+            for label, result in zip(labels, results, strict=True)
+        ],
+        lines=True,
+    )
+    return EXIT_OK
+
+
+def cmd_estimate(args: argparse.Namespace, out: Output) -> int:
+    inputs, labels = _inputs(args)
+    rows = []
+    with open_client(args) as client:
+        for label, value in zip(labels, inputs, strict=True):
+            estimate = client.estimate(value, dimensions=args.dimensions)
+            rows.append(
+                {
+                    "input": label,
+                    "tokens": dataclasses.asdict(estimate.tokens),
+                    "credits_estimated": estimate.credits_estimated,
+                }
+            )
+    if out.as_json:
+        out.json(rows)
+    else:
+        out.table(
+            "Estimate (nothing was charged)",
+            ["input", "text tokens", "image tokens", "total tokens", "credits"],
+            [
+                [
+                    r["input"][:50],
+                    r["tokens"]["text"],
+                    r["tokens"]["image"],
+                    r["tokens"]["total"],
+                    f"{r['credits_estimated']:.6f}",
+                ]
+                for r in rows
+            ],
+        )
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace, out: Output) -> int:
+    with open_client(args) as client:
+        models = client.list_models()
+    if out.as_json:
+        out.json([dict(m.raw) for m in models])
+        return EXIT_OK
+    out.table(
+        "Models",
+        ["id", "kind", "context", "dimensions", "text credits/1M", "visual credits/1M"],
+        [
+            [
+                m.id,
+                m.kind or "?",
+                m.context_window or "",
+                ",".join(map(str, m.dimensions or ())) or "-",
+                m.text_credits_per_m if m.text_credits_per_m is not None else "-",
+                m.visual_credits_per_m if m.visual_credits_per_m is not None else "-",
+            ]
+            for m in models
+        ],
+    )
+    return EXIT_OK
+
+
+# --- Chroma --------------------------------------------------------------------------------------
+
+
+def open_collection(args: argparse.Namespace, *, create: bool) -> Any:
+    try:
+        import chromadb
+
+        from aurous_embed.chroma import AurousEmbeddingFunction
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f'this command needs Chroma: pip install "aurous-embed[chroma]" ({exc})'
+        ) from None
+    if args.chroma_host:
+        from urllib.parse import urlsplit
+
+        url = urlsplit(
+            args.chroma_host if "://" in args.chroma_host else f"http://{args.chroma_host}"
+        )
+        store = chromadb.HttpClient(
+            host=url.hostname or "localhost", port=url.port or 8000, ssl=url.scheme == "https"
+        )
+    else:
+        store = chromadb.PersistentClient(path=str(Path(args.db)))
+    if not create:
+        try:
+            return store.get_collection(args.collection)
+        except Exception as exc:  # chromadb raises NotFoundError / ValueError by version
+            raise InputValidationError(
+                f"no collection named {args.collection!r}: index something first ({exc})",
+                param="--collection",
+            ) from None
+    # The function's config is what lets other programs reopen the collection without passing it;
+    # an embedded emulator's URL is meaningless later, so it is not stored.
+    function = AurousEmbeddingFunction(base_url=None if args.emulator else args.base_url)
+    metadata = {"aurous:vectors": "emulator" if args.emulator else "api"}
+    return store.get_or_create_collection(
+        args.collection, embedding_function=function, metadata=metadata
+    )
+
+
+def _warn_source(args: argparse.Namespace, collection: Any, out: Output) -> None:
+    source = (collection.metadata or {}).get("aurous:vectors")
+    wanted = "emulator" if args.emulator else "api"
+    if source and source != wanted:
+        out.say(
+            f"[yellow]warning:[/yellow] collection {args.collection!r} holds {source} vectors but this run uses the {wanted}: results will not mean much"
+        )
+
+
+def cmd_index(args: argparse.Namespace, out: Output) -> int:
+    from aurous_embed._indexing import index_documents, scan_folder
+
+    scan = scan_folder(Path(args.path))
+    collection = open_collection(args, create=True)
+    _warn_source(args, collection, out)
+    cache = args.cache or (
+        None if args.chroma_host else str(Path(args.db) / "aurous-embed-cache.sqlite")
+    )
+    with open_client(args, cache=cache) as client:
+        report = index_documents(client, collection, scan.documents, show_progress=not out.as_json)
+        usage = client.usage
+    summary = {
+        "collection": args.collection,
+        "found": report.found,
+        "already_indexed": report.already_indexed,
+        "added": report.added,
+        "failed": [{"path": str(d.path), "error": error_line(e)} for d, e in report.failed],
+        "skipped": [{"path": str(p), "reason": why} for p, why in scan.skipped],
+        "requests": usage.requests,
+        "tokens": usage.prompt_tokens,
+        "credits": usage.credits_charged,
+    }
+    if out.as_json:
+        out.json(summary)
+    else:
+        out.say(
+            f"{args.collection}: {report.found} documents found, {report.already_indexed} already indexed, "
+            f"{report.added} added; {usage.requests} requests, {usage.prompt_tokens} tokens, {usage.credits_charged:.6f} credits"
+        )
+        for path, why in scan.skipped:
+            out.say(f"  skipped {path}: {why}")
+        for document, error in report.failed:
+            out.say(f"  [red]failed[/red] {document.path}: {error_line(error)}")
+    if report.failed:
+        raise PartialFailure(f"{len(report.failed)} of {report.found} documents failed")
+    return EXIT_OK
+
+
+def cmd_search(args: argparse.Namespace, out: Output) -> int:
+    from aurous_embed._indexing import query_input, search
+
+    query = query_input(args.query, args.image)
+    collection = open_collection(args, create=False)
+    _warn_source(args, collection, out)
+    with open_client(args) as client:
+        hits = search(client, collection, query, k=args.k)
+    if out.as_json:
+        out.json([dataclasses.asdict(h) for h in hits])
+        return EXIT_OK
+    what = " + ".join(x for x in (repr(args.query) if args.query else "", args.image or "") if x)
+    out.table(
+        f"Top {args.k} for {what}",
+        ["#", "distance", "kind", "document"],
+        [[h.rank, f"{h.distance:.4f}", h.kind, (h.text or Path(h.path).name)[:70]] for h in hits],
+    )
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace, out: Output) -> int:
+    from aurous_embed._demo import run_demo
+
+    return int(run_demo(args, out))
+
+
+def cmd_serve(argv: Sequence[str]) -> int:
+    from aurous_embed.testing._serve import serve_command
+
+    return int(serve_command(argv))
+
+
+# --- parsing -------------------------------------------------------------------------------------
+
+
+def add_global_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--api-key", help="API key (default: $AUROUS_API_KEY)")
+    parser.add_argument("--base-url", help="API base URL (default: $AUROUS_BASE_URL or production)")
+    parser.add_argument(
+        "--emulator",
+        action="store_true",
+        help="use an embedded local emulator (no key, no network)",
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Global options work before or after the command. Subcommands get their own copies with
+    # SUPPRESS defaults (argparse shares action objects between parents, and a subcommand's default
+    # would overwrite a value given before the command); the top level holds the real defaults.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    add_global_options(common)
+    parser = argparse.ArgumentParser(
+        prog="aurous-embed",
+        description="Aurous Labs multimodal embeddings: embed, index into Chroma, search, emulate.",
+    )
+    add_global_options(parser)
+    parser.set_defaults(api_key=None, base_url=None, emulator=False, json=False, debug=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo", parents=[common], help="offline demo: index sample data into Chroma and search it"
+    )
+    demo.add_argument(
+        "--db", default="aurous-demo-db", help="directory of the demo's Chroma database"
+    )
+
+    for name, helptext in (
+        ("embed", "embed texts and images, print JSON"),
+        ("estimate", "tokens and credits, nothing charged"),
+    ):
+        sub = commands.add_parser(name, parents=[common], help=helptext)
+        sub.add_argument("text", nargs="*", metavar="TEXT")
+        sub.add_argument(
+            "--image", action="append", metavar="PATH_OR_URL", help="an image (repeatable)"
+        )
+        sub.add_argument(
+            "--combine", action="store_true", help="combine everything into ONE input (one vector)"
+        )
+        sub.add_argument("--dimensions", type=int, default=None)
+
+    commands.add_parser("models", parents=[common], help="list the models")
+
+    for name, helptext in (
+        ("index", "index a folder into a Chroma collection"),
+        ("search", "search a Chroma collection"),
+    ):
+        sub = commands.add_parser(name, parents=[common], help=helptext)
+        if name == "index":
+            sub.add_argument("path", metavar="PATH")
+            sub.add_argument(
+                "--cache", default=None, help="embedding cache file (default: inside --db)"
+            )
+        else:
+            sub.add_argument("query", nargs="?", default=None)
+            sub.add_argument("--image", default=None, metavar="PATH_OR_URL")
+            sub.add_argument("-k", type=int, default=5, help="number of hits (default 5)")
+        sub.add_argument("--collection", required=True, metavar="NAME")
+        where = sub.add_mutually_exclusive_group()
+        where.add_argument(
+            "--db", default=DEFAULT_DB, help=f"Chroma directory (default {DEFAULT_DB})"
+        )
+        where.add_argument(
+            "--chroma-host", default=None, metavar="URL", help="a Chroma server instead of --db"
+        )
+
+    commands.add_parser(
+        "serve", help="run the local emulator (see: aurous-embed serve --help)", add_help=False
+    )
+    return parser
+
+
+COMMANDS = {
+    "demo": cmd_demo,
+    "embed": cmd_embed,
+    "estimate": cmd_estimate,
+    "models": cmd_models,
+    "index": cmd_index,
+    "search": cmd_search,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``aurous-embed`` console script."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "serve":
-        from aurous_embed.testing._serve import serve_command
-
-        return int(serve_command(args[1:]))
-    print("usage: aurous-embed serve [options]", file=sys.stderr)
-    return 2
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] == "serve":
+        return cmd_serve(args_list[1:])
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    out = Output(args.json)
+    try:
+        return COMMANDS[args.command](args, out)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return EXIT_OK
+    except (AurousError, PartialFailure) as error:
+        if args.debug:
+            raise
+        print(error_line(error), file=sys.stderr)
+        return exit_code(error)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -185,3 +185,66 @@ async def test_async_concurrency_bound(api: FakeAPI) -> None:
     ) as client:
         await client.embed_many([f"t{i}" for i in range(30)])
     assert peak == 5
+
+
+def test_max_concurrency_bounds_the_whole_client_across_calls(api: FakeAPI) -> None:
+    in_flight = 0
+    peak = 0
+    lock = threading.Lock()
+    gate = threading.Barrier(3, timeout=5)
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            gate.wait()
+        with lock:
+            in_flight -= 1
+        return respond()
+
+    api.default = slow
+    with AurousClient(
+        API_KEY,
+        base_url=BASE_URL,
+        max_concurrency=3,
+        http_client=httpx.Client(transport=httpx.MockTransport(api)),
+    ) as client:
+        calls = [
+            threading.Thread(target=client.embed_many, args=([f"c{c}-{i}" for i in range(9)],))
+            for c in range(3)
+        ]
+        for call in calls:
+            call.start()
+        for call in calls:
+            call.join()
+    assert peak == 3  # three concurrent embed_many calls share the client's 3 slots
+    assert len(api.requests) == 27
+
+
+async def test_async_max_concurrency_bounds_concurrent_calls(api: FakeAPI) -> None:
+    import asyncio
+
+    in_flight = 0
+    peak = 0
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        in_flight -= 1
+        return respond()
+
+    async with AsyncAurousClient(
+        API_KEY,
+        base_url=BASE_URL,
+        max_concurrency=4,
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(slow)),
+    ) as client:
+        await asyncio.gather(
+            *(client.embed_many([f"c{c}-{i}" for i in range(8)]) for c in range(5))
+        )
+    assert peak == 4

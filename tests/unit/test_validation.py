@@ -291,3 +291,15 @@ def test_images_from_uris_names_the_index() -> None:
     assert info.value.index == 1
     with pytest.raises(InputValidationError):
         images_from_uris("https://x.example/a.png")  # type: ignore[arg-type]
+
+
+def test_images_from_uris_accepts_parts_and_image_objects() -> None:
+    import io
+
+    parts = images_from_uris(
+        [Image(PNG_1PX), ImageURL("https://x.example/a.png"), io.BytesIO(PNG_1PX), PNG_1PX]
+    )
+    assert [type(p).__name__ for p in parts] == ["Image", "ImageURL", "Image", "Image"]
+    with pytest.raises(InputValidationError) as info:
+        images_from_uris([io.BytesIO(PNG_1PX), 3.5])
+    assert info.value.index == 1

@@ -1,0 +1,59 @@
+"""Re-embedding an unchanged 10,000-item corpus with the SQLite cache: requests, credits, lookups/s.
+
+Run: ``python -m benchmarks.cache [--n 10000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from aurous_embed import AurousClient
+from benchmarks._harness import UNLIMITED, Counter, machine, serve, table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=10_000)
+    args = parser.parse_args()
+    corpus = [f"corpus passage {i}: unchanged between runs" for i in range(args.n)]
+    print(f"Machine: {machine()}; N = {args.n:,}\n")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, serve(*UNLIMITED) as server:
+        path = Path(tmp) / "cache.sqlite"
+        for label in ("first run (cold cache)", "second run (unchanged corpus)"):
+            counter = Counter()
+            http = httpx.Client(timeout=60, event_hooks={"response": [counter]})
+            with AurousClient(
+                server.api_key, base_url=server.base_url, http_client=http, cache=path
+            ) as client:
+                started = time.perf_counter()
+                results = client.embed_many(corpus)
+                wall = time.perf_counter() - started
+                stats, usage = client.cache_stats, client.usage
+            http.close()
+            assert len(results) == args.n
+            rows.append(
+                [
+                    label,
+                    counter.total,
+                    f"{usage.credits_charged:.4f}",
+                    stats.hits,
+                    wall,
+                    f"{args.n / wall:,.0f}",
+                ]
+            )
+            print(f"  {label}: {counter.total} requests, {wall:.2f} s", flush=True)
+    table(
+        f"Scenario 5: re-embedding an unchanged {args.n:,}-item corpus",
+        ["run", "requests sent", "credits", "cache hits", "wall s", "inputs/s"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""N→N throughput against the emulator at 100 ms latency, side by side in one run.
+
+Scenario 1, no rate limit: the physical limit is N·L/C (N requests of latency L, C in flight).
+Scenario 2, the emulator limited to 600 requests/min (burst 120): the limit is R = 10 requests/s.
+
+Rows: the OpenAI Python SDK in a sequential loop (the documented migration path), ``AsyncOpenAI``
+with an unbounded ``asyncio.gather`` (the docs' other suggestion), a naive httpx loop, and
+aurous-embed's sync and async ``embed_many`` with default settings.
+
+Run: ``python benchmarks/throughput.py [--n 1000] [--latency 0.1] [--skip-sequential]``
+(the sequential rows take about N·L seconds each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from aurous_embed import AsyncAurousClient, AurousClient, BatchEmbeddingError
+from benchmarks._harness import UNLIMITED, Counter, Server, machine, serve, table
+
+MODEL = "aurous-embed-vision-1.0"
+C = 32  # aurous-embed's default max_concurrency
+
+
+def corpus(n: int) -> list[str]:
+    return [
+        f"benchmark chunk {i}: a short passage about product {i % 97} and its details"
+        for i in range(n)
+    ]
+
+
+def openai_sequential(server: Server, inputs: list[str], counter: Counter) -> int:
+    import openai
+
+    http = openai.DefaultHttpx2Client(event_hooks={"response": [counter]})
+    client = openai.OpenAI(base_url=server.base_url, api_key=server.api_key, http_client=http)
+    failures = 0
+    for text in inputs:
+        try:
+            client.embeddings.create(model=MODEL, input=text)
+        except openai.APIError:
+            failures += 1
+    client.close()
+    return failures
+
+
+def openai_gather(server: Server, inputs: list[str], counter: Counter) -> int:
+    import openai
+
+    async def run() -> int:
+        http = openai.DefaultAsyncHttpx2Client(event_hooks={"response": [counter.async_hook]})
+        client = openai.AsyncOpenAI(
+            base_url=server.base_url, api_key=server.api_key, http_client=http
+        )
+        results = await asyncio.gather(
+            *(client.embeddings.create(model=MODEL, input=t) for t in inputs),
+            return_exceptions=True,
+        )
+        await client.close()
+        return sum(isinstance(r, BaseException) for r in results)
+
+    return asyncio.run(run())
+
+
+def httpx_sequential(server: Server, inputs: list[str], counter: Counter) -> int:
+    failures = 0
+    with httpx.Client(timeout=60, event_hooks={"response": [counter]}) as http:
+        for text in inputs:
+            response = http.post(
+                f"{server.base_url}/embeddings",
+                json={"model": MODEL, "input": text},
+                headers={"X-Api-Key": server.api_key},
+            )
+            if response.status_code != 200:
+                failures += 1
+            response.json()
+    return failures
+
+
+def _limits() -> httpx.Limits:
+    # the same pool aurous-embed builds by default (2 x max_concurrency)
+    return httpx.Limits(max_connections=2 * C, max_keepalive_connections=2 * C)
+
+
+def ours_sync(server: Server, inputs: list[str], counter: Counter) -> int:
+    http = httpx.Client(timeout=60, limits=_limits(), event_hooks={"response": [counter]})
+    with AurousClient(server.api_key, base_url=server.base_url, http_client=http) as client:
+        try:
+            client.embed_many(inputs)
+        except BatchEmbeddingError as exc:
+            return len(exc.errors)
+        finally:
+            http.close()
+    return 0
+
+
+def ours_async(server: Server, inputs: list[str], counter: Counter) -> int:
+    async def run() -> int:
+        http = httpx.AsyncClient(
+            timeout=60, limits=_limits(), event_hooks={"response": [counter.async_hook]}
+        )
+        async with AsyncAurousClient(
+            server.api_key, base_url=server.base_url, http_client=http
+        ) as client:
+            try:
+                await client.embed_many(inputs)
+            except BatchEmbeddingError as exc:
+                return len(exc.errors)
+            finally:
+                await http.aclose()
+        return 0
+
+    return asyncio.run(run())
+
+
+ROWS: list[tuple[str, Callable[[Server, list[str], Counter], int], bool]] = [
+    ("OpenAI SDK, sequential loop", openai_sequential, True),
+    ("AsyncOpenAI, unbounded gather", openai_gather, False),
+    ("httpx, sequential loop", httpx_sequential, True),
+    ("aurous-embed sync embed_many", ours_sync, False),
+    ("aurous-embed async embed_many", ours_async, False),
+]
+
+
+def measure(server: Server, inputs: list[str], skip_sequential: bool) -> list[dict[str, Any]]:
+    out = []
+    for name, run, sequential in ROWS:
+        if sequential and skip_sequential:
+            continue
+        counter = Counter()
+        started = time.perf_counter()
+        failures = run(server, inputs, counter)
+        wall = time.perf_counter() - started
+        out.append(
+            {
+                "name": name,
+                "wall": wall,
+                "rl": counter.rate_limited,
+                "sent": counter.total,
+                "failures": failures,
+            }
+        )
+        print(f"  {name}: {wall:.2f} s", flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--skip-sequential", action="store_true")
+    parser.add_argument("--scenario", choices=("1", "2", "both"), default="both")
+    args = parser.parse_args()
+    inputs = corpus(args.n)
+    n, latency = args.n, args.latency
+    print(f"Machine: {machine()}; N = {n}, L = {latency * 1000:.0f} ms, C = {C}\n")
+
+    if args.scenario in ("1", "both"):
+        with serve("--latency", str(latency), *UNLIMITED) as server:
+            rows = measure(server, inputs, args.skip_sequential)
+        ideal = n * latency / C
+        base = next((r["wall"] for r in rows if r["name"].startswith("OpenAI SDK")), None)
+        table(
+            f"Scenario 1: no rate limit, physical limit N·L/C = {ideal:.2f} s",
+            [
+                "client",
+                "wall s",
+                "requests/s",
+                "÷ N·L/C",
+                "× faster than SDK loop",
+                "429s",
+                "failures",
+            ],
+            [
+                [
+                    r["name"],
+                    r["wall"],
+                    n / r["wall"],
+                    r["wall"] / ideal,
+                    (base / r["wall"]) if base else "-",
+                    r["rl"],
+                    r["failures"],
+                ]
+                for r in rows
+            ],
+        )
+
+    if args.scenario in ("2", "both"):
+        rate = 600 / 60
+        with serve(
+            "--latency",
+            str(latency),
+            "--rpm",
+            "600",
+            "--rpm-burst",
+            "120",
+            "--tpm",
+            "1e12",
+            "--credits",
+            "1e12",
+        ) as server:
+            rows = measure(server, inputs, args.skip_sequential)
+        table(
+            f"Scenario 2: 600 requests/min (burst 120), N/R = {n / rate:.0f} s",
+            [
+                "client",
+                "wall s",
+                "goodput/s",
+                "goodput ÷ R",
+                "requests sent",
+                "429 share",
+                "failures",
+            ],
+            [
+                [
+                    r["name"],
+                    r["wall"],
+                    (n - r["failures"]) / r["wall"],
+                    (n - r["failures"]) / r["wall"] / rate,
+                    r["sent"],
+                    f"{100 * r['rl'] / max(1, r['sent']):.1f}%",
+                    r["failures"],
+                ]
+                for r in rows
+            ],
+        )
+
+
+if __name__ == "__main__":
+    main()

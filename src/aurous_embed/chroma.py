@@ -1,0 +1,169 @@
+"""Chroma adapter: :class:`AurousEmbeddingFunction`, a Chroma 1.5 embedding function.
+
+It maps Chroma's ``EmbeddingFunction`` protocol onto :class:`~aurous_embed.AurousClient` and does
+nothing else: concurrency, retries, image encoding and input checks happen in the core. Importing
+this module registers it as ``"aurous"``, so a collection created with it reopens with
+``get_collection(name)`` in any process that imports this module.
+
+Needs the ``chroma`` extra (``pip install "aurous-embed[chroma]"``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from chromadb.api.types import Embeddable, EmbeddingFunction, Embeddings, Space
+from chromadb.utils.embedding_functions import register_embedding_function
+
+from aurous_embed import _config
+from aurous_embed._client import AurousClient
+from aurous_embed._errors import MissingAPIKeyError
+from aurous_embed._http import shared_http_client
+from aurous_embed._parts import Image
+from aurous_embed._secrets import Secret
+
+__all__ = ["AurousEmbeddingFunction"]
+
+# What get_config() stores, with the accepted types; None means "the environment or the default".
+_CONFIG_TYPES: dict[str, tuple[type, ...]] = {
+    "model_name": (str,),
+    "api_key_env_var": (str,),
+    "base_url": (str, type(None)),
+    "api_version": (str, type(None)),
+    "dimensions": (int, type(None)),
+}
+
+
+@register_embedding_function
+class AurousEmbeddingFunction(EmbeddingFunction[Embeddable]):
+    """Aurous multimodal embeddings for Chroma: documents (``str``) and images (numpy ``uint8``).
+
+    Texts and images share one vector space, so ``query_texts=["red bag"]`` finds images added
+    through ``ImageLoader``. A call embeds its N inputs with N concurrent requests.
+
+    Args:
+        model_name: Model slug. Fixed for the life of a collection.
+        api_key: A key for this instance only: it is never persisted (see ``api_key_env_var``).
+        api_key_env_var: The environment variable holding the key, read on first use. Chroma
+            stores this *name* with the collection, so every process that opens it needs it set.
+        base_url: API base including ``/v1``; ``None``: ``$AUROUS_BASE_URL`` or production.
+        api_version: ``Aurous-Version`` pin; ``None``: ``$AUROUS_API_VERSION`` or the team's.
+        dimensions: Requested vector length. Fixed for the life of a collection.
+        max_concurrency, timeout, max_retries: As for ``AurousClient``; not persisted.
+
+    Example:
+        >>> from aurous_embed.chroma import AurousEmbeddingFunction
+        >>> client = chromadb.PersistentClient("db")  # doctest: +SKIP
+        >>> docs = client.create_collection("docs", embedding_function=AurousEmbeddingFunction())  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model_name: str = _config.DEFAULT_MODEL,
+        api_key: str | None = None,
+        api_key_env_var: str = _config.ENV_API_KEY,
+        base_url: str | None = None,
+        api_version: str | None = None,
+        dimensions: int | None = None,
+        max_concurrency: int = _config.DEFAULT_MAX_CONCURRENCY,
+        timeout: float = _config.DEFAULT_TIMEOUT,
+        max_retries: int = _config.DEFAULT_MAX_RETRIES,
+    ) -> None:
+        self.model_name, self.api_key_env_var = model_name, api_key_env_var
+        self.base_url, self.api_version, self.dimensions = base_url, api_version, dimensions
+        self.validate_config(self.get_config())
+        self.max_concurrency, self.timeout, self.max_retries = max_concurrency, timeout, max_retries
+        self._api_key = Secret(api_key) if api_key else None
+        self._client: AurousClient | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, input: Embeddable) -> Embeddings:
+        """One float32 vector per document or image, in input order."""
+        return self._embed(input)
+
+    def embed_query(self, input: Embeddable) -> Embeddings:
+        """The same vectors as ``__call__``: the API has no separate query mode."""
+        return self._embed(input)
+
+    def _embed(self, input: Embeddable) -> Embeddings:
+        # Chroma's Documents are str and its Images numpy arrays; the core encodes the arrays.
+        inputs = [item if isinstance(item, str) else Image(item) for item in input]
+        vectors = self._get_client().embed_many(inputs, dimensions=self.dimensions, as_numpy=True)
+        return list(vectors)  # float32 rows: Chroma does not re-check embed_query's result
+
+    def _get_client(self) -> AurousClient:
+        # Built on first use, so construction (and Chroma's is_legacy() check, which builds a copy
+        # from get_config()) never needs a key or the network.
+        with self._lock:
+            if self._client is None:
+                env = self.api_key_env_var
+                key = self._api_key.reveal() if self._api_key else os.environ.get(env, "")
+                if not key.strip():
+                    raise MissingAPIKeyError(
+                        f"no Aurous API key: set the {env} environment variable in this process "
+                        "(Chroma stores only its name with the collection, never the key)"
+                    )
+                # A reopened collection rebuilds its function from the config on every call: share
+                # one connection pool across those rebuilds instead of a new one (and a new TLS
+                # handshake) per query.
+                self._client = AurousClient(
+                    key,
+                    base_url=self.base_url,
+                    model=self.model_name,
+                    api_version=self.api_version,
+                    timeout=self.timeout,
+                    max_retries=self.max_retries,
+                    max_concurrency=self.max_concurrency,
+                    http_client=shared_http_client(
+                        timeout=self.timeout, max_connections=2 * self.max_concurrency
+                    ),
+                )
+            return self._client
+
+    @staticmethod
+    def name() -> str:
+        return "aurous"
+
+    def default_space(self) -> Space:
+        return "cosine"
+
+    def supported_spaces(self) -> list[Space]:
+        return ["cosine", "l2", "ip"]
+
+    def get_config(self) -> dict[str, Any]:
+        """What Chroma persists with the collection: the key's variable name, never the key."""
+        return {name: getattr(self, name) for name in _CONFIG_TYPES}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> AurousEmbeddingFunction:
+        AurousEmbeddingFunction.validate_config(config)
+        return AurousEmbeddingFunction(**config)
+
+    @staticmethod
+    def validate_config(config: dict[str, Any]) -> None:
+        """Raise ``ValueError`` for unknown keys, a missing model or env var name, or a bad type."""
+        unknown = sorted(set(config) - set(_CONFIG_TYPES))
+        if unknown:
+            hint = " (the key is never stored: use api_key_env_var)" if "api_key" in unknown else ""
+            raise ValueError(f"unknown aurous embedding function config keys {unknown}{hint}")
+        for name, types in _CONFIG_TYPES.items():
+            value = config.get(name)
+            if value in (None, "") and type(None) not in types:
+                raise ValueError(f"aurous config {name!r} must be a non-empty str, got {value!r}")
+            if not isinstance(value, types) or isinstance(value, bool):
+                raise ValueError(f"aurous config {name!r} has the wrong type: {value!r}")
+
+    def validate_config_update(
+        self, old_config: dict[str, Any], new_config: dict[str, Any]
+    ) -> None:
+        """Allow changes that keep vectors comparable (env var, URL, version); refuse the rest."""
+        self.validate_config(new_config)
+        for name in ("model_name", "dimensions"):  # the stored vectors depend on these
+            if new_config.get(name) != old_config.get(name):
+                raise ValueError(
+                    f"cannot change {name} of an existing collection from {old_config.get(name)!r} "
+                    f"to {new_config.get(name)!r}: stored vectors would no longer match; "
+                    "create a new collection and re-embed instead"
+                )
