@@ -25,10 +25,11 @@ import enum
 import itertools
 import math
 import threading
+import time
 from collections import deque
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterable,
-    AsyncIterator,
     Awaitable,
     Callable,
     Iterable,
@@ -66,6 +67,8 @@ FATAL_ERRORS = (
 
 #: How many inputs are pulled from the source (and offered to ``prefetch``) at once.
 CHUNK = 256
+#: After an abort, how long the sync driver waits for its worker threads before returning.
+ABORT_JOIN = 1.0
 
 
 # --- adaptive concurrency ------------------------------------------------------------------------
@@ -381,11 +384,15 @@ def run_sync(
     total: int | None = None,
     on_progress: ProgressCallback | None = None,
     cost: Callable[[object], float] = lambda _: 0.0,
+    on_abort: Callable[[], None] | None = None,
 ) -> Iterator[Outcome[R]]:
     """Run ``work(index, item)`` over ``items`` on at most ``concurrency`` threads, in input order.
 
-    Outcomes come back in input order; the iterable is consumed lazily. Closing the generator
-    (or an exception in the consumer) stops new work and waits for the requests in flight.
+    Outcomes come back in input order; the iterable is consumed lazily. If the consumer stops
+    early (an exception such as KeyboardInterrupt, or closing the generator), no new work starts,
+    ``on_abort`` is called to cut the requests in flight short, and the worker threads are joined
+    for at most ``ABORT_JOIN`` seconds (they are daemon threads: a request that cannot be cut short
+    never holds the process).
     """
     ctl = controller or Controller(concurrency)
     window: Window[T, R] = Window(concurrency, ctl, prefetch, total, on_progress, cost)
@@ -437,7 +444,7 @@ def run_sync(
     ]
     for thread in threads:
         thread.start()
-    over = False
+    over = finished = False
     try:
         while True:
             with lock:
@@ -445,7 +452,9 @@ def run_sync(
                     batch = window.take_ready()
                     if batch or window.finished_run():
                         break
-                    can_take.wait()
+                    # Short waits: Ctrl-C raises KeyboardInterrupt only when the main thread runs
+                    # Python code, and a blocked wait is not woken if the signal hit another thread.
+                    can_take.wait(0.2)
                 if batch:
                     can_work.notify(len(batch))
                 else:
@@ -453,6 +462,7 @@ def run_sync(
                     over = True
             yield from batch
             if over:
+                finished = True
                 if window.source_error is not None:
                     raise window.source_error
                 return
@@ -460,8 +470,15 @@ def run_sync(
         with lock:
             window.stopped = True
             can_work.notify_all()
-        for thread in threads:
-            thread.join()
+        if finished:
+            for thread in threads:  # nothing is in flight: they exit at once
+                thread.join()
+        else:
+            if on_abort is not None:
+                on_abort()
+            deadline = time.monotonic() + ABORT_JOIN
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
 
 
 async def run_async(
@@ -474,7 +491,7 @@ async def run_async(
     total: int | None = None,
     on_progress: ProgressCallback | None = None,
     cost: Callable[[object], float] = lambda _: 0.0,
-) -> AsyncIterator[Outcome[R]]:
+) -> AsyncGenerator[Outcome[R], None]:
     """The async twin of :func:`run_sync`: at most ``concurrency`` worker tasks.
 
     Cancelling the consumer cancels the requests in flight.

@@ -11,11 +11,20 @@ the same pipeline wherever it comes from (``embed``, ``embed_many``, ``embed_ite
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import os
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -65,6 +74,7 @@ from aurous_embed._http import (
     HTTPSettings,
     Pacing,
     SyncRequester,
+    abort_in_flight,
     encode_json,
     new_idempotency_key,
 )
@@ -185,6 +195,8 @@ class _Call:
     user: str | None
     budget: Budget
     controller: Controller | None = None
+    #: set when the batch this call belongs to is cancelled (sync only: asyncio cancels tasks)
+    stop: threading.Event | None = None
 
 
 class _ArrayResults(Sequence["EmbeddingResult | None"]):
@@ -644,6 +656,7 @@ class AurousClient(_ClientCore):
                     content=body,
                     idempotency_key=idempotency_key or new_idempotency_key(),
                     pacing=self._pacing(estimate, call),
+                    stop=call.stop,
                 )
             result, charged = self._result(response, call)
         finally:
@@ -695,7 +708,16 @@ class AurousClient(_ClientCore):
         on_progress: ProgressCallback | None,
     ) -> Iterator[Outcome[EmbeddingResult]]:
         limit = self._concurrency(concurrency)
-        call = _Call(call.model, call.dimensions, call.user, call.budget, Controller(limit))
+        stop = threading.Event()
+        call = _Call(call.model, call.dimensions, call.user, call.budget, Controller(limit), stop)
+
+        def abort() -> None:
+            # The caller stopped early (Ctrl-C, an exception, closing the stream): no retries, and
+            # requests in flight on our own pool are cut short so the worker threads end now.
+            stop.set()
+            if self._owns_http:
+                abort_in_flight(self._http)
+
         return run_sync(
             items,
             lambda _, item: self._run(item, call),
@@ -705,6 +727,7 @@ class AurousClient(_ClientCore):
             total=total,
             on_progress=on_progress,
             cost=_credits_of,
+            on_abort=abort,
         )
 
     @overload
@@ -1099,7 +1122,7 @@ class AsyncAurousClient(_ClientCore):
         concurrency: int | None,
         total: int | None,
         on_progress: ProgressCallback | None,
-    ) -> AsyncIterator[Outcome[EmbeddingResult]]:
+    ) -> AsyncGenerator[Outcome[EmbeddingResult], None]:
         limit = self._concurrency(concurrency)
         call = _Call(call.model, call.dimensions, call.user, call.budget, Controller(limit))
 
@@ -1168,7 +1191,8 @@ class AsyncAurousClient(_ClientCore):
             stream = self._engine(
                 items, call, concurrency=concurrency, total=len(items), on_progress=callback
             )
-            outcomes = [outcome async for outcome in stream]
+            async with contextlib.aclosing(stream):  # cancelled: stop the workers now, not at GC
+                outcomes = [outcome async for outcome in stream]
             if as_numpy:
                 return self._collect_array(outcomes, len(items), call.model)
             return self._collect(outcomes, len(items))
@@ -1230,7 +1254,7 @@ class AsyncAurousClient(_ClientCore):
                 else:
                     raise _label(outcome.error, outcome.index)
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
             close()
 
     async def estimate(

@@ -8,10 +8,12 @@ the server's replay instead of a second charge.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import platform
 import random
+import socket
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -129,6 +131,26 @@ def _close_shared() -> None:
         _SHARED.clear()
 
 
+def abort_in_flight(client: httpx.Client) -> int:
+    """Cut the requests in flight on ``client``'s pool short; returns how many sockets were shut.
+
+    Closing a pool does not wake a thread blocked reading a socket; shutting the socket down does.
+    httpx has no public way to reach the sockets, so this walks httpcore's pool (read-only, every
+    step guarded): if those internals change, it does nothing and requests end on their own.
+    """
+    pool = getattr(getattr(client, "_transport", None), "_pool", None)
+    count = 0
+    for connection in list(getattr(pool, "connections", ())):
+        stream = getattr(getattr(connection, "_connection", None), "_network_stream", None)
+        get_info = getattr(stream, "get_extra_info", None)
+        sock = get_info("socket") if callable(get_info) else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+                count += 1
+    return count
+
+
 def new_idempotency_key() -> str:
     """A uuid4: 36 characters, valid under both documented length limits (64 and 256)."""
     return str(uuid.uuid4())
@@ -215,6 +237,7 @@ class _Call:
     idempotency_key: str | None
     json_body: bool
     pacing: Pacing | None
+    stop: threading.Event | None = None
     ticket: Ticket | None = None
 
     @property
@@ -240,7 +263,7 @@ class _Call:
             now=self.settings.clock.time(),
             rand=random.random,
         )
-        if decision.delay is None:
+        if decision.delay is None or self.stopped():
             raise result
         logger.info(
             "%s %s: %s; retrying in %.2fs (retry %d of %d)",
@@ -252,6 +275,26 @@ class _Call:
             self.settings.max_retries,
         )
         return None, decision.delay, decision.state
+
+    def stopped(self) -> bool:
+        """The batch this call belongs to was cancelled: no new attempt, no retry."""
+        return self.stop is not None and self.stop.is_set()
+
+    def check_stopped(self) -> None:
+        if self.stopped():
+            raise APIConnectionError(
+                "not sent: the batch was cancelled", may_have_reached_server=False
+            )
+
+    def sleep(self, seconds: float) -> None:
+        """A sync wait that a cancelled batch cuts short (slices of at most 0.25 s)."""
+        clock = self.settings.clock
+        if self.stop is None:
+            clock.sleep(seconds)
+            return
+        end = clock.monotonic() + seconds
+        while not self.stop.is_set() and (left := end - clock.monotonic()) > 0:
+            clock.sleep(min(left, 0.25))
 
     def wait_for_pacer(self, waited: float) -> float:
         """Seconds to wait before this attempt may be sent (0: reserved, send now)."""
@@ -292,16 +335,20 @@ class SyncRequester:
         data: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         pacing: Pacing | None = None,
+        stop: threading.Event | None = None,
     ) -> APIResponse:
-        call = _Call(self.settings, method, path, idempotency_key, content is not None, pacing)
+        call = _Call(
+            self.settings, method, path, idempotency_key, content is not None, pacing, stop
+        )
         state = RetryState()
         attempt = 0
         while True:
             attempt += 1
             waited = 0.0
             while (wait := call.wait_for_pacer(waited)) > 0:
-                self.settings.clock.sleep(wait)
+                call.sleep(wait)
                 waited += wait
+            call.check_stopped()
             result: APIResponse | AurousError
             try:
                 response = self.client.request(
@@ -319,7 +366,7 @@ class SyncRequester:
             final, delay, state = call.judge(attempt, state, result)
             if final is not None:
                 return final
-            self.settings.clock.sleep(delay)
+            call.sleep(delay)
 
 
 class AsyncRequester:
