@@ -8,9 +8,10 @@ Framework adapters live in ``aurous_embed.langchain``, ``aurous_embed.llama_inde
 ``aurous_embed.chroma``; importing this package never imports a framework.
 """
 
+from aurous_embed._async_client import AsyncAurousClient
 from aurous_embed._batch import ProgressCallback
 from aurous_embed._cache import CacheStats, EmbeddingCache, SQLiteCache
-from aurous_embed._client import AsyncAurousClient, AurousClient
+from aurous_embed._client import AurousClient
 from aurous_embed._errors import (
     APIConnectionError,
     APIError,

@@ -17,7 +17,8 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.embeddings import MultiModalEmbedding
 from llama_index.core.schema import ImageType
 
-from aurous_embed._client import AsyncAurousClient, AurousClient
+from aurous_embed._async_client import AsyncAurousClient
+from aurous_embed._client import AurousClient
 from aurous_embed._config import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,

@@ -1,0 +1,394 @@
+"""``AsyncAurousClient``: the asynchronous client (the pipeline lives in :mod:`aurous_embed._core`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import httpx
+
+from aurous_embed._batch import Controller, Outcome, ProgressCallback, run_async
+from aurous_embed._cache import EmbeddingCache
+from aurous_embed._config import (
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MODEL,
+    DEFAULT_TIMEOUT,
+)
+from aurous_embed._core import (
+    CallOptions,
+    ClientCore,
+    Item,
+    check_file_id,
+    credits_of,
+    label_error,
+    parse_models,
+    upload_form,
+)
+from aurous_embed._errors import AurousError
+from aurous_embed._http import AsyncRequester, new_idempotency_key
+from aurous_embed._parts import EmbedInput, normalize_input
+from aurous_embed._progress import progress_callback
+from aurous_embed._retry import Clock
+from aurous_embed.types import (
+    Balance,
+    EmbeddingResult,
+    Estimate,
+    FileObject,
+    ModelInfo,
+    parse_balance,
+    parse_estimate,
+    parse_file,
+)
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    import numpy
+
+
+async def _close_at_loop_shutdown(http: httpx.AsyncClient) -> AsyncIterator[None]:
+    """Suspended for the loop's lifetime; ``loop.shutdown_asyncgens()`` runs the ``finally``."""
+    try:
+        yield
+    finally:
+        await http.aclose()
+
+
+class AsyncAurousClient(ClientCore):
+    """Asynchronous client; the same parameters and method names as :class:`AurousClient`.
+
+    Example:
+        >>> async with AsyncAurousClient() as client:  # doctest: +SKIP
+        ...     results = await client.embed_many(["first chunk", "second chunk"])
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        model: str = DEFAULT_MODEL,
+        api_version: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        http_client: httpx.AsyncClient | None = None,
+        cache: str | os.PathLike[str] | EmbeddingCache | None = None,
+        cache_urls: bool = False,
+        max_credits: float | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(
+            api_key,
+            base_url=base_url,
+            model=model,
+            api_version=api_version,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_concurrency=max_concurrency,
+            cache=cache,
+            cache_urls=cache_urls,
+            max_credits=max_credits,
+            clock=clock,
+        )
+        self._user_http = http_client
+        self._http: httpx.AsyncClient | None = None
+        self._http_loop: asyncio.AbstractEventLoop | None = None
+        self._loop_guard: AsyncIterator[None] | None = None
+        # max_concurrency bounds the requests in flight for the whole client (per event loop).
+        self._slots: asyncio.Semaphore | None = None
+        self._slots_loop: asyncio.AbstractEventLoop | None = None
+        self._requester = AsyncRequester(self._settings, self._client_for_loop)
+
+    async def _client_for_loop(self) -> httpx.AsyncClient:
+        """The pool for the running event loop.
+
+        A pool's connections belong to the loop that opened them, so a client used from a second
+        ``asyncio.run(...)`` gets a fresh pool instead of "Event loop is closed". Each pool is closed
+        when its loop shuts down (an async generator that ``asyncio.run`` finalises), so nothing leaks.
+        """
+        loop = asyncio.get_running_loop()
+        if self._slots_loop is not loop:
+            self._slots, self._slots_loop = asyncio.Semaphore(self.max_concurrency), loop
+        if self._user_http is not None:
+            return self._user_http
+        if self._http is None or self._http_loop is not loop or self._http.is_closed:
+            self._http = httpx.AsyncClient(
+                timeout=self.timeout,
+                limits=httpx.Limits(
+                    max_connections=self.max_concurrency * 2,
+                    max_keepalive_connections=self.max_concurrency * 2,
+                ),
+            )
+            self._http_loop = loop
+            # Held here so it lives as long as the loop (dropping the previous one lets its loop
+            # finalise it, which closes the previous pool).
+            self._loop_guard = _close_at_loop_shutdown(self._http)
+            await self._loop_guard.__anext__()
+        return self._http
+
+    async def close(self) -> None:
+        """Close the connection pool (unless the caller passed ``http_client``)."""
+        if self._http is not None:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncAurousClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _run(
+        self, item: Item, call: CallOptions, idempotency_key: str | None = None
+    ) -> EmbeddingResult:
+        if item.error is not None:
+            raise item.error
+        hit = self._lookup_one(item, call) if not item.keyed else None
+        if hit is not None:
+            return hit
+        if item.error is not None:
+            raise item.error
+        assert item.value is not None
+        estimate = self._hold(item, call)
+        charged = 0.0
+        try:
+            body = self._embed_body(item.value, call)
+            await self._client_for_loop()  # makes this loop's slots
+            assert self._slots is not None
+            async with self._slots:
+                response = await self._requester.request(
+                    "POST",
+                    "/embeddings",
+                    content=body,
+                    idempotency_key=idempotency_key or new_idempotency_key(),
+                    pacing=self._pacing(estimate, call),
+                )
+            result, charged = self._result(response, call)
+        finally:
+            self._release(estimate, call, charged)
+        self._store(item, result)
+        return result
+
+    async def embed(
+        self,
+        input: EmbedInput,
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        user: str | None = None,
+        idempotency_key: str | None = None,
+        max_credits: float | None = None,
+    ) -> EmbeddingResult:
+        """Embed ONE input into ONE vector; see :meth:`AurousClient.embed`."""
+        call = self._call(model, dimensions, user, max_credits, idempotency_key)
+        return await self._run(Item(normalize_input(input)), call, idempotency_key)
+
+    def _engine(
+        self,
+        items: Iterable[Item] | AsyncIterable[Item],
+        call: CallOptions,
+        *,
+        concurrency: int | None,
+        total: int | None,
+        on_progress: ProgressCallback | None,
+    ) -> AsyncGenerator[Outcome[EmbeddingResult], None]:
+        limit = self._concurrency(concurrency)
+        call = CallOptions(call.model, call.dimensions, call.user, call.budget, Controller(limit))
+
+        async def work(_: int, item: Item) -> EmbeddingResult:
+            return await self._run(item, call)
+
+        return run_async(
+            items,
+            work,
+            concurrency=limit,
+            controller=call.controller,
+            prefetch=self._prefetch(call),
+            total=total,
+            on_progress=on_progress,
+            cost=credits_of,
+        )
+
+    @overload
+    async def embed_many(
+        self,
+        inputs: Iterable[EmbedInput],
+        *,
+        model: str | None = ...,
+        dimensions: int | None = ...,
+        user: str | None = ...,
+        concurrency: int | None = ...,
+        on_progress: ProgressCallback | None = ...,
+        show_progress: bool = ...,
+        max_credits: float | None = ...,
+        as_numpy: Literal[False] = ...,
+    ) -> list[EmbeddingResult]: ...
+    @overload
+    async def embed_many(
+        self,
+        inputs: Iterable[EmbedInput],
+        *,
+        model: str | None = ...,
+        dimensions: int | None = ...,
+        user: str | None = ...,
+        concurrency: int | None = ...,
+        on_progress: ProgressCallback | None = ...,
+        show_progress: bool = ...,
+        max_credits: float | None = ...,
+        as_numpy: Literal[True],
+    ) -> numpy.ndarray[Any, Any]: ...
+    async def embed_many(
+        self,
+        inputs: Iterable[EmbedInput],
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        user: str | None = None,
+        concurrency: int | None = None,
+        on_progress: ProgressCallback | None = None,
+        show_progress: bool = False,
+        max_credits: float | None = None,
+        as_numpy: bool = False,
+    ) -> list[EmbeddingResult] | numpy.ndarray[Any, Any]:
+        """Embed N inputs with N concurrent requests; see :meth:`AurousClient.embed_many`."""
+        call = self._call(model, dimensions, user, max_credits)
+        if as_numpy:
+            self._numpy()
+        items = self._normalize_all(inputs)
+        callback, close = progress_callback(on_progress, show_progress, len(items), "embedding")
+        try:
+            stream = self._engine(
+                items, call, concurrency=concurrency, total=len(items), on_progress=callback
+            )
+            async with contextlib.aclosing(stream):  # cancelled: stop the workers now, not at GC
+                outcomes = [outcome async for outcome in stream]
+            if as_numpy:
+                return self._collect_array(outcomes, len(items), call.model)
+            return self._collect(outcomes, len(items))
+        finally:
+            close()
+
+    def embed_iter(
+        self,
+        inputs: Iterable[EmbedInput] | AsyncIterable[EmbedInput],
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        user: str | None = None,
+        concurrency: int | None = None,
+        on_progress: ProgressCallback | None = None,
+        show_progress: bool = False,
+        max_credits: float | None = None,
+        return_exceptions: bool = False,
+    ) -> AsyncIterator[Any]:
+        """Stream results in input order; see :meth:`AurousClient.embed_iter`.
+
+        ``inputs`` may also be an async iterable. Use as ``async for result in client.embed_iter(...)``.
+        """
+        call = self._call(model, dimensions, user, max_credits)
+        total = len(inputs) if isinstance(inputs, Sequence) else None
+        callback, close = progress_callback(on_progress, show_progress, total, "embedding")
+        items: Iterable[Item] | AsyncIterable[Item]
+        if isinstance(inputs, AsyncIterable):
+            source = inputs
+
+            async def lazy() -> AsyncIterator[Item]:
+                async for value in source:
+                    yield self._lazy_item(value)
+
+            items = lazy()
+        else:
+            items = (self._lazy_item(value) for value in inputs)
+        return self._iterate(items, call, concurrency, total, callback, close, return_exceptions)
+
+    async def _iterate(
+        self,
+        items: Iterable[Item] | AsyncIterable[Item],
+        call: CallOptions,
+        concurrency: int | None,
+        total: int | None,
+        on_progress: ProgressCallback | None,
+        close: Any,
+        return_exceptions: bool,
+    ) -> AsyncIterator[Any]:
+        stream = self._engine(
+            items, call, concurrency=concurrency, total=total, on_progress=on_progress
+        )
+        try:
+            async for outcome in stream:
+                if outcome.error is None:
+                    yield outcome.value
+                elif return_exceptions and isinstance(outcome.error, AurousError):
+                    yield label_error(outcome.error, outcome.index)
+                else:
+                    raise label_error(outcome.error, outcome.index)
+        finally:
+            await stream.aclose()
+            close()
+
+    async def estimate(
+        self, input: EmbedInput, *, model: str | None = None, dimensions: int | None = None
+    ) -> Estimate:
+        """Tokens and credits an input would cost; see :meth:`AurousClient.estimate`."""
+        call = self._call(model, dimensions, None, None)
+        body = self._embed_body(normalize_input(input), call, estimate=True)
+        response = await self._requester.request("POST", "/embeddings/estimate", content=body)
+        return parse_estimate(
+            response.data, request_id=response.request_id, api_version=response.api_version
+        )
+
+    async def list_models(self) -> list[ModelInfo]:
+        """The models available to the team (``GET /v1/models``)."""
+        return parse_models((await self._requester.request("GET", "/models")).data)
+
+    async def get_balance(self) -> Balance:
+        """The team's credit balance (``GET /v1/balance``)."""
+        return parse_balance((await self._requester.request("GET", "/balance")).data)
+
+    async def upload_file(
+        self,
+        image: object,
+        *,
+        purpose: str = "reference",
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> FileObject:
+        """Upload an image once; see :meth:`AurousClient.upload_file`."""
+        files, data = upload_form(image, purpose, metadata)
+        response = await self._requester.request(
+            "POST",
+            "/files",
+            files=files,
+            data=data,
+            idempotency_key=idempotency_key or new_idempotency_key(),
+        )
+        return parse_file(response.data)
+
+    async def get_file(self, file_id: str) -> FileObject:
+        """The file with a freshly minted 1 h ``url``."""
+        return parse_file(
+            (await self._requester.request("GET", f"/files/{check_file_id(file_id)}")).data
+        )
+
+    async def delete_file(self, file_id: str) -> None:
+        """Purge a file now (idempotent)."""
+        await self._requester.request("DELETE", f"/files/{check_file_id(file_id)}")
+
+
+__all__ = ["AsyncAurousClient"]

@@ -1,0 +1,546 @@
+"""What both clients share: configuration, request bodies, result parsing, usage accounting, the
+cache, budgets and the rate-limit pacer, so ``AurousClient`` and ``AsyncAurousClient`` differ only
+by ``await``. One input goes through the same pipeline wherever it comes from (``embed``,
+``embed_many``, ``embed_iter``, an adapter):
+
+    normalise + check  ->  cache lookup  ->  budget hold  ->  pacer  ->  POST (retries)  ->  usage,
+    cache store, budget settle
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, overload
+
+import httpx
+
+from aurous_embed._batch import FATAL_ERRORS, Controller, Outcome, Pacer
+from aurous_embed._budget import Budget, LocalEstimate, check_max_credits, local_estimate
+from aurous_embed._cache import (
+    CacheStats,
+    EmbeddingCache,
+    StatsCounter,
+    cache_key,
+    get_many,
+    open_cache,
+)
+from aurous_embed._config import (
+    API_VERSION_PATTERN,
+    DEFAULT_BASE_URL,
+    ENV_API_KEY,
+    ENV_API_VERSION,
+    ENV_BASE_URL,
+)
+from aurous_embed._errors import (
+    APIError,
+    AurousError,
+    BatchEmbeddingError,
+    BudgetExceededError,
+    InputValidationError,
+    MissingAPIKeyError,
+    MissingDependencyError,
+)
+from aurous_embed._http import APIResponse, HTTPSettings, Pacing, encode_json
+from aurous_embed._images import IMAGES_EXTRA_HINT, encode_image, sniff_mime
+from aurous_embed._parts import EmbedInput, Normalized, input_to_wire, normalize_input
+from aurous_embed._retry import Clock, SystemClock
+from aurous_embed._secrets import Secret
+from aurous_embed.types import (
+    EmbeddingResult,
+    ModelInfo,
+    Usage,
+    UsageTotals,
+    parse_embedding_response,
+    parse_model,
+)
+
+if TYPE_CHECKING:
+    import numpy
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower().rstrip(".") in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _resolve_base_url(base_url: str | None) -> str:
+    url = (base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise InputValidationError(f"base_url is not a URL: {exc}", param="base_url") from None
+    if parsed.scheme == "https" and parsed.host:
+        return url
+    if parsed.scheme == "http" and _is_loopback(parsed.host):
+        return url
+    if parsed.scheme == "http":
+        raise InputValidationError(
+            f"refusing to send the API key over plain http to {parsed.host}: use https "
+            "(plain http is allowed only to a loopback host such as the local emulator)",
+            param="base_url",
+        )
+    raise InputValidationError(
+        f"base_url must be an https:// URL, got {url[:80]!r}", param="base_url"
+    )
+
+
+def _check_api_version(api_version: str | None) -> str | None:
+    value = api_version if api_version is not None else os.environ.get(ENV_API_VERSION) or None
+    if value is not None and not (isinstance(value, str) and API_VERSION_PATTERN.match(value)):
+        raise InputValidationError(
+            f"api_version must be a YYYY-MM-DD date such as 2026-05-15, got {value!r}",
+            param="Aurous-Version",
+        )
+    return value
+
+
+def _check_int(value: object, *, param: str, minimum: int = 1) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise InputValidationError(
+            f"{param} must be an integer >= {minimum}, got {value!r}", param=param
+        )
+    return value
+
+
+class UsageCounter:
+    """Thread-safe running totals of what this client was actually charged."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests = 0
+        self._tokens = 0
+        self._credits = 0.0
+
+    def add(self, result: EmbeddingResult, *, charged: bool) -> None:
+        with self._lock:
+            self._requests += 1
+            if charged:
+                self._tokens += result.usage.prompt_tokens
+                self._credits += result.usage.credits_charged
+
+    def snapshot(self) -> UsageTotals:
+        with self._lock:
+            return UsageTotals(self._requests, self._tokens, self._credits)
+
+
+@dataclass(slots=True)
+class Item:
+    """One input on its way through the pipeline."""
+
+    value: Normalized | None
+    estimate: LocalEstimate | None = None
+    key: str | None = None
+    keyed: bool = False
+    error: AurousError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """The options of one logical call (embed, embed_many, embed_iter)."""
+
+    model: str
+    dimensions: int | None
+    user: str | None
+    budget: Budget
+    controller: Controller | None = None
+    #: set when the batch this call belongs to is cancelled (sync only: asyncio cancels tasks)
+    stop: threading.Event | None = None
+
+
+class ArrayResults(Sequence["EmbeddingResult | None"]):
+    """``BatchEmbeddingError.results`` for ``as_numpy=True``: results built on access from rows."""
+
+    def __init__(self, array: Any, failed: Iterable[int], model: str) -> None:
+        self._array, self._failed, self._model = array, frozenset(failed), model
+
+    def __len__(self) -> int:
+        return int(self._array.shape[0])
+
+    @overload
+    def __getitem__(self, index: int) -> EmbeddingResult | None: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[EmbeddingResult | None]: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        position = index + len(self) if index < 0 else index
+        if position in self._failed:
+            return None
+        return EmbeddingResult(self._array[position].tolist(), self._model, Usage())
+
+
+class ClientCore:
+    """Configuration and the I/O-free parts of every call, shared by both clients."""
+
+    def __init__(
+        self,
+        api_key: str | None,
+        *,
+        base_url: str | None,
+        model: str,
+        api_version: str | None,
+        timeout: float,
+        max_retries: int,
+        max_concurrency: int,
+        cache: str | os.PathLike[str] | EmbeddingCache | None,
+        cache_urls: bool,
+        max_credits: float | None,
+        clock: Clock | None,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get(ENV_API_KEY, "")
+        if not isinstance(key, str) or not key.strip():
+            raise MissingAPIKeyError(
+                f"no Aurous API key: pass api_key=... or set the {ENV_API_KEY} environment "
+                "variable (for offline work, start the emulator: aurous-embed serve)"
+            )
+        self.model = self._check_model(model)
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
+            raise InputValidationError(f"timeout must be > 0, got {timeout!r}", param="timeout")
+        self.timeout = float(timeout)
+        self.max_retries = _check_int(max_retries, param="max_retries", minimum=0)
+        self.max_concurrency = _check_int(max_concurrency, param="max_concurrency")
+        self.base_url = _resolve_base_url(base_url)
+        self.api_version = _check_api_version(api_version)
+        self._settings = HTTPSettings(
+            base_url=self.base_url,
+            api_key=Secret(key.strip()),
+            api_version=self.api_version,
+            max_retries=self.max_retries,
+            clock=clock or SystemClock(),
+        )
+        self._usage = UsageCounter()
+        self._pacer = Pacer()
+        self._cache = open_cache(cache)
+        self._cache_urls = bool(cache_urls)
+        self._cache_stats = StatsCounter()
+        self._budget = Budget(check_max_credits(max_credits), scope="client")
+
+    # --- public state ----------------------------------------------------------------------------
+
+    @property
+    def usage(self) -> UsageTotals:
+        """Requests made, tokens and credits actually charged so far (safe under concurrency)."""
+        return self._usage.snapshot()
+
+    @property
+    def cache_stats(self) -> CacheStats:
+        """Hits, misses, writes and bypassed inputs of the embedding cache."""
+        return self._cache_stats.snapshot()
+
+    @property
+    def max_credits(self) -> float | None:
+        """The client-wide credit budget (``None``: unlimited)."""
+        return self._budget.limit
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={self.base_url!r}, model={self.model!r}, "
+            f"api_version={self.api_version!r}, api_key='***')"
+        )
+
+    # --- checks ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_model(model: object) -> str:
+        if not isinstance(model, str) or not model.strip():
+            raise InputValidationError(
+                f"model must be a non-empty str, got {model!r}", param="model"
+            )
+        return model
+
+    def _call(
+        self,
+        model: str | None,
+        dimensions: int | None,
+        user: str | None,
+        max_credits: float | None,
+        idempotency_key: str | None = None,
+    ) -> CallOptions:
+        """Per-call options, checked before any input is touched or anything is sent."""
+        if model is not None:
+            self._check_model(model)
+        if dimensions is not None:
+            _check_int(dimensions, param="dimensions")
+        if user is not None and (not isinstance(user, str) or not user):
+            raise InputValidationError(f"user must be a non-empty str, got {user!r}", param="user")
+        if idempotency_key is not None and (
+            not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 256
+        ):
+            raise InputValidationError(
+                "idempotency_key must be a str of 1 to 256 characters", param="idempotency_key"
+            )
+        budget = Budget(check_max_credits(max_credits), scope="call")
+        return CallOptions(model or self.model, dimensions, user, budget)
+
+    def _concurrency(self, concurrency: int | None) -> int:
+        if concurrency is None:
+            return self.max_concurrency
+        return min(_check_int(concurrency, param="concurrency"), self.max_concurrency)
+
+    @staticmethod
+    def _normalize_all(inputs: Iterable[EmbedInput]) -> list[Item]:
+        """Check every input of a batch before anything is sent."""
+        if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Iterable):
+            raise InputValidationError(
+                "embed_many takes a list of inputs; for one input use embed()", param="inputs"
+            )
+        items = []
+        for index, value in enumerate(inputs):
+            try:
+                items.append(Item(normalize_input(value)))
+            except InputValidationError as exc:
+                raise exc.at_index(index) from None
+        return items
+
+    @staticmethod
+    def _lazy_item(value: EmbedInput) -> Item:
+        """For streams: a bad input becomes that item's error instead of stopping the stream."""
+        try:
+            return Item(normalize_input(value))
+        except InputValidationError as exc:
+            return Item(None, error=exc)
+
+    # --- cache -------------------------------------------------------------------------------
+
+    def _key(self, item: Item, call: CallOptions) -> str | None:
+        if not item.keyed and item.value is not None and self._cache is not None:
+            item.keyed = True
+            try:
+                item.key = cache_key(
+                    item.value,
+                    model=call.model,
+                    api_version=self.api_version,
+                    dimensions=call.dimensions,
+                    cache_urls=self._cache_urls,
+                )
+            except OSError as exc:  # an image file vanished or became unreadable since the check
+                item.error = InputValidationError(f"cannot read image: {exc}", param="input")
+            if item.key is None and item.error is None:
+                self._cache_stats.add(bypassed=1)
+        return item.key
+
+    def _cached(self, vector: Sequence[float], call: CallOptions) -> EmbeddingResult:
+        return EmbeddingResult(
+            embedding=vector if isinstance(vector, list) else list(vector),
+            model=call.model,
+            usage=Usage(),
+            api_version=self.api_version,
+            cached=True,
+        )
+
+    def _lookup_one(self, item: Item, call: CallOptions) -> EmbeddingResult | None:
+        key = self._key(item, call)
+        if key is None or self._cache is None:
+            return None
+        vector = self._cache.get(key)
+        self._cache_stats.add(hits=vector is not None, misses=vector is None)
+        return self._cached(vector, call) if vector is not None else None
+
+    def _prefetch(self, call: CallOptions) -> Any:
+        """The engine's ``prefetch``: answer a whole chunk of a batch from the cache at once."""
+        if self._cache is None:
+            return None
+        cache = self._cache
+
+        def prefetch(chunk: list[tuple[int, Item]]) -> dict[int, EmbeddingResult]:
+            keyed = {i: k for i, item in chunk if (k := self._key(item, call)) is not None}
+            found = get_many(cache, list(set(keyed.values()))) if keyed else {}
+            hits = {i: self._cached(found[k], call) for i, k in keyed.items() if k in found}
+            self._cache_stats.add(hits=len(hits), misses=len(keyed) - len(hits))
+            return hits
+
+        return prefetch
+
+    # --- one request -------------------------------------------------------------------------
+
+    def _embed_body(self, value: Normalized, call: CallOptions, *, estimate: bool = False) -> bytes:
+        body: dict[str, Any] = {"model": call.model, "input": input_to_wire(value)}
+        if call.dimensions is not None:
+            body["dimensions"] = call.dimensions
+        if call.user is not None and not estimate:  # the estimate body has no `user` [DOC]
+            body["user"] = call.user
+        return encode_json(body)
+
+    def _hold(self, item: Item, call: CallOptions) -> LocalEstimate:
+        """Reserve the item's estimated cost in both budgets (call and client)."""
+        assert item.value is not None
+        estimate = item.estimate or local_estimate(item.value)
+        item.estimate = estimate
+        call.budget.reserve(estimate.credits)
+        try:
+            self._budget.reserve(estimate.credits)
+        except BudgetExceededError:
+            call.budget.settle(estimate.credits, 0.0)
+            raise
+        return estimate
+
+    def _release(self, estimate: LocalEstimate, call: CallOptions, charged: float) -> None:
+        call.budget.settle(estimate.credits, charged)
+        self._budget.settle(estimate.credits, charged)
+
+    def _pacing(self, estimate: LocalEstimate, call: CallOptions) -> Pacing:
+        controller = call.controller
+        return Pacing(
+            self._pacer,
+            tokens=float(estimate.tokens),
+            on_rate_limited=controller.rate_limited if controller is not None else None,
+        )
+
+    def _result(self, response: APIResponse, call: CallOptions) -> tuple[EmbeddingResult, float]:
+        """The parsed result and what it actually cost this client."""
+        try:
+            result = parse_embedding_response(
+                response.data,
+                request_id=response.request_id,
+                replayed=response.replayed,
+                api_version=response.api_version,
+                idempotency_key=response.idempotency_key,
+                fallback_model=call.model,
+            )
+        except ValueError as exc:
+            raise APIError(
+                f"unexpected embedding response: {exc}", request_id=response.request_id
+            ) from exc
+        # A replay answering a fresh call costs nothing; a replay standing in for an earlier attempt
+        # whose answer was lost is that attempt's (single) charge.
+        charged = not response.replayed or response.charged_earlier
+        self._usage.add(result, charged=charged)
+        return result, result.usage.credits_charged if charged else 0.0
+
+    def _store(self, item: Item, result: EmbeddingResult) -> None:
+        if self._cache is not None and item.key is not None:
+            self._cache.put(item.key, result.embedding)
+            self._cache_stats.add(writes=1)
+
+    # --- collecting a batch ------------------------------------------------------------------
+
+    @staticmethod
+    def _fail(
+        results: Sequence[EmbeddingResult | None],
+        errors: dict[int, BaseException],
+        total: int,
+    ) -> None:
+        """Raise the batch's error, every item accounted for; return if nothing failed."""
+        if not errors:
+            return
+        fatal = next((e for e in errors.values() if isinstance(e, FATAL_ERRORS)), None)
+        if fatal is not None:  # the batch stopped: what was never sent failed for that reason
+            for index in range(total):
+                if results[index] is None and index not in errors:
+                    errors[index] = fatal
+        budget = next((e for e in errors.values() if isinstance(e, BudgetExceededError)), None)
+        if budget is not None:
+            raise BudgetExceededError(
+                str(budget),
+                results=results,
+                credits_spent=budget.credits_spent,
+                max_credits=budget.max_credits,
+            ) from budget
+        raise BatchEmbeddingError(results, errors)
+
+    def _collect(
+        self, outcomes: Iterable[Outcome[EmbeddingResult]], total: int
+    ) -> list[EmbeddingResult]:
+        results: list[EmbeddingResult | None] = [None] * total
+        errors: dict[int, BaseException] = {}
+        for outcome in outcomes:
+            if outcome.error is not None:
+                errors[outcome.index] = outcome.error
+            else:
+                results[outcome.index] = outcome.value
+        self._fail(results, errors, total)
+        return results  # type: ignore[return-value]  # no None left when nothing failed
+
+    @staticmethod
+    def _numpy() -> Any:
+        try:
+            import numpy
+        except ImportError:
+            raise MissingDependencyError(
+                f"as_numpy=True needs numpy: {IMAGES_EXTRA_HINT}"
+            ) from None
+        return numpy
+
+    def _collect_array(
+        self, outcomes: Iterable[Outcome[EmbeddingResult]], total: int, model: str
+    ) -> numpy.ndarray[Any, Any]:
+        np = self._numpy()
+        array: Any = None
+        errors: dict[int, BaseException] = {}
+        for outcome in outcomes:
+            if outcome.error is not None:
+                errors[outcome.index] = outcome.error
+                continue
+            assert outcome.value is not None
+            vector = outcome.value.embedding
+            if array is None:
+                array = np.full((total, len(vector)), np.nan, dtype=np.float32)
+            if len(vector) != array.shape[1]:
+                errors[outcome.index] = APIError(
+                    f"vector of length {len(vector)} in a batch of length {array.shape[1]}",
+                    request_id=outcome.value.request_id,
+                )
+                continue
+            array[outcome.index] = vector
+        if array is None:
+            array = np.zeros((total, 0), dtype=np.float32)
+        if errors:
+            self._fail(ArrayResults(array, errors, model), errors, total)
+        result: numpy.ndarray[Any, Any] = array
+        return result
+
+
+def credits_of(value: object) -> float:
+    return value.usage.credits_charged if isinstance(value, EmbeddingResult) else 0.0
+
+
+def label_error(error: BaseException, index: int) -> BaseException:
+    if isinstance(error, AurousError) and error.index is None:
+        error.index = index
+    return error
+
+
+def parse_models(data: Any) -> list[ModelInfo]:
+    rows = data.get("data") if isinstance(data, dict) else None
+    return [m for m in map(parse_model, rows if isinstance(rows, list) else []) if m]
+
+
+def check_file_id(file_id: object) -> str:
+    if not isinstance(file_id, str) or not file_id or "/" in file_id:
+        raise InputValidationError(f"not a file id: {file_id!r}", param="file_id")
+    return file_id
+
+
+_PURPOSES = ("reference", "first_frame", "last_frame")
+
+
+def upload_form(
+    image: object, purpose: str, metadata: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    if purpose not in _PURPOSES:
+        raise InputValidationError(
+            f"purpose must be one of {', '.join(_PURPOSES)}", param="purpose"
+        )
+    data = encode_image(image, fit=True, param="file")
+    mime = sniff_mime(data) or "application/octet-stream"
+    name = "image." + mime.rsplit("/", 1)[-1]
+    form = {"purpose": purpose}
+    if metadata is not None:
+        try:
+            form["metadata"] = json.dumps(dict(metadata))
+        except (TypeError, ValueError) as exc:
+            raise InputValidationError(
+                f"metadata is not JSON-serialisable: {exc}", param="metadata"
+            ) from None
+    return {"file": (name, data, mime)}, form
