@@ -87,6 +87,7 @@ def scan_folder(root: Path) -> Scan:
     """Documents under ``root`` (recursively, in a stable order); duplicates are reported once."""
     if not root.exists():
         raise InputValidationError(f"{root} does not exist", param="PATH")
+    root = root.resolve()  # stored paths stay meaningful wherever the index is used from
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
     scan = Scan()
     seen: dict[str, Path] = {}

@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import json
 import sys
+import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,11 +45,31 @@ DEFAULT_DB = "aurous-chroma-db"
 
 
 class PartialFailure(Exception):
-    """Some items failed; the rest were done (exit code 5)."""
+    """Some items failed; the rest were done (exit code 5, or the cause's code when it decides)."""
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+def _decisive(errors: Sequence[BaseException], *, nothing_done: bool) -> BaseException | None:
+    """The error that decides a batch's exit code: an authentication error wherever it is, or the
+    first error when nothing succeeded; ``None`` for a true partial failure."""
+    auth = (MissingAPIKeyError, AuthenticationError, PermissionDeniedError)
+    fatal = next((e for e in errors if isinstance(e, auth)), None)
+    return fatal or (errors[0] if nothing_done and errors else None)
 
 
 def exit_code(error: BaseException) -> int:
     """The documented exit code of an error."""
+    if isinstance(error, BatchEmbeddingError):
+        cause = _decisive(
+            list(error.errors.values()), nothing_done=all(r is None for r in error.results)
+        )
+        if cause is not None:
+            return exit_code(cause)
+    if isinstance(error, PartialFailure) and error.cause is not None:
+        return exit_code(error.cause)
     if isinstance(error, (MissingAPIKeyError, AuthenticationError, PermissionDeniedError)):
         return EXIT_AUTH
     if isinstance(error, (BatchEmbeddingError, PartialFailure)):
@@ -56,6 +77,13 @@ def exit_code(error: BaseException) -> int:
     if isinstance(error, (InputValidationError, MissingDependencyError)):
         return EXIT_USAGE
     return EXIT_API
+
+
+def _reason(error: BaseException) -> str:
+    """What went wrong with one document (its path is shown beside it, so no item number)."""
+    if isinstance(error, InputValidationError):
+        return f"{error.param}: {error.reason}" if error.param else error.reason
+    return error_line(error).removeprefix("error: ")
 
 
 def error_line(error: BaseException) -> str:
@@ -125,6 +153,10 @@ def open_client(args: argparse.Namespace, **options: Any) -> Iterator[Any]:
     """An AurousClient for the global options; ``--emulator`` starts one in-process."""
     from aurous_embed._client import AurousClient
 
+    if args.timeout is not None:
+        options["timeout"] = args.timeout
+    if args.max_retries is not None:
+        options["max_retries"] = args.max_retries
     if args.emulator:
         from aurous_embed.testing import Emulator
 
@@ -260,6 +292,11 @@ def open_collection(args: argparse.Namespace, *, create: bool) -> Any:
             host=url.hostname or "localhost", port=url.port or 8000, ssl=url.scheme == "https"
         )
     else:
+        if not create and not Path(args.db).is_dir():
+            raise InputValidationError(
+                f"no Chroma database at {args.db}: index something first (or pass --db)",
+                param="--db",
+            )
         store = chromadb.PersistentClient(path=str(Path(args.db)))
     if not create:
         try:
@@ -273,9 +310,12 @@ def open_collection(args: argparse.Namespace, *, create: bool) -> Any:
     # an embedded emulator's URL is meaningless later, so it is not stored.
     function = AurousEmbeddingFunction(base_url=None if args.emulator else args.base_url)
     metadata = {"aurous:vectors": "emulator" if args.emulator else "api"}
-    return store.get_or_create_collection(
-        args.collection, embedding_function=function, metadata=metadata
-    )
+    try:
+        return store.get_or_create_collection(
+            args.collection, embedding_function=function, metadata=metadata
+        )
+    except (ValueError, chromadb.errors.ChromaError) as exc:  # a bad name, a conflicting config
+        raise InputValidationError(str(exc).splitlines()[0], param="--collection") from None
 
 
 def _warn_source(args: argparse.Namespace, collection: Any, out: Output) -> None:
@@ -304,7 +344,7 @@ def cmd_index(args: argparse.Namespace, out: Output) -> int:
         "found": report.found,
         "already_indexed": report.already_indexed,
         "added": report.added,
-        "failed": [{"path": str(d.path), "error": error_line(e)} for d, e in report.failed],
+        "failed": [{"path": str(d.path), "error": _reason(e)} for d, e in report.failed],
         "skipped": [{"path": str(p), "reason": why} for p, why in scan.skipped],
         "requests": usage.requests,
         "tokens": usage.prompt_tokens,
@@ -320,9 +360,13 @@ def cmd_index(args: argparse.Namespace, out: Output) -> int:
         for path, why in scan.skipped:
             out.say(f"  skipped {path}: {why}")
         for document, error in report.failed:
-            out.say(f"  [red]failed[/red] {document.path}: {error_line(error)}")
+            out.say(f"  [red]failed[/red] {document.path}: {_reason(error)}")
     if report.failed:
-        raise PartialFailure(f"{len(report.failed)} of {report.found} documents failed")
+        errors = [error for _, error in report.failed]
+        nothing_done = report.added == 0 and report.already_indexed == 0
+        cause = _decisive(errors, nothing_done=nothing_done)
+        message = f"{len(report.failed)} of {report.found} documents failed"
+        raise PartialFailure(f"{message}; {error_line(cause)[7:]}" if cause else message, cause)
     return EXIT_OK
 
 
@@ -369,6 +413,8 @@ def add_global_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="use an embedded local emulator (no key, no network)",
     )
+    parser.add_argument("--timeout", type=float, help="seconds per attempt (default 60)")
+    parser.add_argument("--max-retries", type=int, help="retries after failures (default 4)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -384,7 +430,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Aurous Labs multimodal embeddings: embed, index into Chroma, search, emulate.",
     )
     add_global_options(parser)
-    parser.set_defaults(api_key=None, base_url=None, emulator=False, json=False, debug=False)
+    parser.set_defaults(
+        api_key=None,
+        base_url=None,
+        emulator=False,
+        json=False,
+        debug=False,
+        timeout=None,
+        max_retries=None,
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = commands.add_parser(
@@ -473,7 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except (AurousError, PartialFailure) as error:
         if args.debug:
-            raise
+            traceback.print_exc()
         print(error_line(error), file=sys.stderr)
         return exit_code(error)
 
