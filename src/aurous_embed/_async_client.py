@@ -139,9 +139,11 @@ class AsyncAurousClient(ClientCore):
         return self._http
 
     async def close(self) -> None:
-        """Close the connection pool (unless the caller passed ``http_client``)."""
+        """Close the connection pool (unless the caller passed ``http_client``) and a cache opened
+        from a path."""
         if self._http is not None:
             await self._http.aclose()
+        self._close_cache()
 
     async def __aenter__(self) -> AsyncAurousClient:
         return self

@@ -19,6 +19,7 @@ import sqlite3
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,7 +159,9 @@ def _unpack(blob: bytes) -> list[float]:
 class SQLiteCache:
     """A persistent cache in one SQLite file (WAL mode; safe across threads and processes).
 
-    Vectors are stored exactly (float64), so a hit returns the same numbers the API sent.
+    Vectors are stored exactly (float64), so a hit returns the same numbers the API sent. One
+    connection serves all threads behind a lock (lookups come in batches, and SQLite serialises
+    writes anyway); other processes open their own and WAL lets them share the file.
 
     Example:
         >>> client = AurousClient(cache="embeddings.sqlite")  # doctest: +SKIP
@@ -167,67 +170,60 @@ class SQLiteCache:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        with self._connection() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS embeddings ("
-                " key TEXT PRIMARY KEY, vector BLOB NOT NULL, created REAL NOT NULL)"
-            )
-
-    def _connection(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            # One connection per thread; check_same_thread=False only so close() can close them all.
-            db = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            # 16 KB pages hold a 2048-float vector without a chain of overflow pages (about 2x
-            # faster lookups than the 4 KB default); it only applies when the file is created.
-            db.execute("PRAGMA page_size=16384")
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db = db
-            with self._lock:
-                self._connections.append(db)
-        return db
+        self._db = sqlite3.connect(
+            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        # 16 KB pages hold a 2048-float vector without a chain of overflow pages (about 2x faster
+        # lookups than the 4 KB default); it only applies when the file is created.
+        self._db.execute("PRAGMA page_size=16384")
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS embeddings ("
+            " key TEXT PRIMARY KEY, vector BLOB NOT NULL, created REAL NOT NULL)"
+        )
+        # Closed with the object if nobody calls close(): no leaked file handle, no warning.
+        self._finalizer = weakref.finalize(self, self._db.close)
 
     def get(self, key: str) -> list[float] | None:
-        row = (
-            self._connection()
-            .execute("SELECT vector FROM embeddings WHERE key = ?", (key,))
-            .fetchone()
-        )
+        with self._lock:
+            row = self._db.execute("SELECT vector FROM embeddings WHERE key = ?", (key,)).fetchone()
         return _unpack(row[0]) if row else None
 
     def get_many(self, keys: Sequence[str]) -> dict[str, list[float]]:
         """Look up many keys in a few queries (what batches use)."""
-        found: dict[str, list[float]] = {}
-        db = self._connection()
-        for start in range(0, len(keys), 500):  # under SQLite's bound-variable limit
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = db.execute(f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", chunk)
-            found.update((key, _unpack(blob)) for key, blob in rows)
-        return found
+        rows: list[tuple[str, bytes]] = []
+        with self._lock:
+            for start in range(0, len(keys), 500):  # under SQLite's bound-variable limit
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                query = f"SELECT key, vector FROM embeddings WHERE key IN ({marks})"
+                rows.extend(self._db.execute(query, chunk).fetchall())
+        return {key: _unpack(blob) for key, blob in rows}
 
     def put(self, key: str, embedding: Sequence[float]) -> None:
-        self._connection().execute(
-            "INSERT OR REPLACE INTO embeddings (key, vector, created) VALUES (?, ?, ?)",
-            (key, _pack(embedding), time.time()),
-        )
+        blob = _pack(embedding)
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO embeddings (key, vector, created) VALUES (?, ?, ?)",
+                (key, blob, time.time()),
+            )
 
     def __len__(self) -> int:
-        return int(self._connection().execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
 
     def close(self) -> None:
-        """Close every connection this object opened."""
+        """Close the connection (idempotent)."""
         with self._lock:
-            for db in self._connections:
-                db.close()
-            self._connections.clear()
-        self._local = threading.local()
+            self._finalizer()
+
+    def __enter__(self) -> SQLiteCache:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return f"SQLiteCache({str(self.path)!r})"

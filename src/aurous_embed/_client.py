@@ -116,9 +116,11 @@ class AurousClient(ClientCore):
         self._requester = SyncRequester(self._settings, self._http)
 
     def close(self) -> None:
-        """Close the connection pool (unless the caller passed ``http_client``)."""
+        """Close the connection pool (unless the caller passed ``http_client``) and a cache opened
+        from a path."""
         if self._owns_http:
             self._http.close()
+        self._close_cache()
 
     def __enter__(self) -> AurousClient:
         return self

@@ -24,6 +24,7 @@ from aurous_embed._budget import Budget, LocalEstimate, check_max_credits, local
 from aurous_embed._cache import (
     CacheStats,
     EmbeddingCache,
+    SQLiteCache,
     StatsCounter,
     cache_key,
     get_many,
@@ -222,11 +223,16 @@ class ClientCore:
         self._usage = UsageCounter()
         self._pacer = Pacer()
         self._cache = open_cache(cache)
+        self._owns_cache = isinstance(cache, (str, os.PathLike))  # we opened it: we close it
         self._cache_urls = bool(cache_urls)
         self._cache_stats = StatsCounter()
         self._budget = Budget(check_max_credits(max_credits), scope="client")
 
     # --- public state ----------------------------------------------------------------------------
+
+    def _close_cache(self) -> None:
+        if self._owns_cache and isinstance(self._cache, SQLiteCache):
+            self._cache.close()
 
     @property
     def usage(self) -> UsageTotals:

@@ -257,5 +257,5 @@ def test_oversized_body_is_refused_before_reading(emu: Emulator) -> None:
     with socket.create_connection((emu.host, emu.port)) as raw:
         raw.sendall(request)
         head = raw.recv(65536).split(b"\r\n", 1)[0]
-    assert head == b"HTTP/1.1 413 Request Entity Too Large"
+    assert head.startswith(b"HTTP/1.1 413 ")  # the reason phrase differs across Pythons
     assert emu.wait_until(lambda s: s.requests == 1).by_code == {"request_too_large": 1}

@@ -263,3 +263,19 @@ def test_budget_arguments_are_checked(api: FakeAPI, clock: FakeClock) -> None:
         make(api, clock, max_credits=-1)
     with make(api, clock) as client, pytest.raises(InputValidationError, match="max_credits"):
         client.embed("a", max_credits="10")  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts file descriptors on Linux")
+def test_many_batches_do_not_leak_cache_connections(
+    api: FakeAPI, clock: FakeClock, tmp_path: Path
+) -> None:
+    import os
+
+    with make(api, clock, cache=tmp_path / "fd.sqlite") as client:
+        client.embed_many([f"warm {i}" for i in range(40)])
+        before = len(os.listdir("/proc/self/fd"))
+        for round_ in range(20):  # every call runs on fresh worker threads
+            client.embed_many([f"round {round_} item {i}" for i in range(40)])
+        after = len(os.listdir("/proc/self/fd"))
+    assert after - before <= 2
+    assert len(os.listdir("/proc/self/fd")) < after  # closing the client closed its cache too

@@ -168,7 +168,9 @@ def pixel_grid(data: bytes) -> PixelGrid:
         raw = small.tobytes()
     except (OSError, ValueError, SyntaxError) as exc:  # what Pillow raises on bad data
         # (Pillow's message names the in-memory stream object: say what failed, not where)
-        raise ImageProblem(INVALID_FORMAT, f"image does not decode ({type(exc).__name__})") from None
+        raise ImageProblem(
+            INVALID_FORMAT, f"image does not decode ({type(exc).__name__})"
+        ) from None
     cells = tuple((raw[i], raw[i + 1], raw[i + 2]) for i in range(0, len(raw), 3))
     return PixelGrid(cells, width, height)
 
