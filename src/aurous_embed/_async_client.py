@@ -33,6 +33,7 @@ from aurous_embed._core import (
     credits_of,
     label_error,
     parse_models,
+    unpacked,
     upload_form,
 )
 from aurous_embed._errors import AurousError
@@ -335,7 +336,7 @@ class AsyncAurousClient(ClientCore):
         try:
             async for outcome in stream:
                 if outcome.error is None:
-                    yield outcome.value
+                    yield unpacked(outcome.value)  # type: ignore[arg-type]
                 elif return_exceptions and isinstance(outcome.error, AurousError):
                     yield label_error(outcome.error, outcome.index)
                 else:

@@ -66,7 +66,7 @@ FATAL_ERRORS = (
 )
 
 #: How many inputs are pulled from the source (and offered to ``prefetch``) at once.
-CHUNK = 256
+CHUNK = 32
 #: After an abort, how long the sync driver waits for its worker threads before returning.
 ABORT_JOIN = 1.0
 

@@ -117,23 +117,22 @@ def cache_key(
     cache_urls: bool,
 ) -> str | None:
     """The cache key of one input, or ``None`` when it must not be cached."""
-    if isinstance(value, str):
-        described: object = value
-    else:
-        parts: list[object] = []
-        for part in value:
-            if isinstance(part, Text):
-                parts.append({"text": part.text})
-            elif isinstance(part, Image):
-                parts.append({"image_sha256": _digest_source(part.source), "fit": part.fit})
-            elif isinstance(part, (ImageURL, VideoURL)):
-                if not cache_urls:
-                    return None
-                kind = "image_url" if isinstance(part, ImageURL) else "video_url"
-                parts.append({kind: part.url})
-        described = parts
+    if isinstance(value, str):  # the common case, without a JSON round
+        head = f"{KEY_VERSION}\x00{model}\x00{api_version}\x00{dimensions}\x00str\x00"
+        return hashlib.sha256((head + value).encode("utf-8", "surrogatepass")).hexdigest()
+    parts: list[object] = []
+    for part in value:
+        if isinstance(part, Text):
+            parts.append({"text": part.text})
+        elif isinstance(part, Image):
+            parts.append({"image_sha256": _digest_source(part.source), "fit": part.fit})
+        elif isinstance(part, (ImageURL, VideoURL)):
+            if not cache_urls:
+                return None
+            kind = "image_url" if isinstance(part, ImageURL) else "video_url"
+            parts.append({kind: part.url})
     canonical = json.dumps(
-        [KEY_VERSION, model, api_version, dimensions, described],
+        [KEY_VERSION, model, api_version, dimensions, parts],
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
@@ -154,6 +153,42 @@ def _unpack(blob: bytes) -> list[float]:
     if sys.byteorder == "big":  # pragma: no cover
         values.byteswap()
     return values.tolist()
+
+
+class PackedVector(Sequence[float]):
+    """A stored vector kept as its packed float64 bytes until someone reads it as floats.
+
+    Turning 2,048 floats into Python objects costs far more than finding them, so a cache hit
+    carries the bytes: ``as_numpy=True`` copies them straight into the array, and lists are built
+    once, when a result is handed out.
+    """
+
+    __slots__ = ("_list", "packed")
+
+    def __init__(self, packed: bytes) -> None:
+        self.packed = packed  # little-endian float64
+        self._list: list[float] | None = None
+
+    def tolist(self) -> list[float]:
+        if self._list is None:
+            self._list = _unpack(self.packed)
+        return self._list
+
+    def __len__(self) -> int:
+        return len(self.packed) // 8
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.tolist()[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PackedVector):
+            return self.packed == other.packed
+        return isinstance(other, Sequence) and self.tolist() == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking like a list
+
+    def __repr__(self) -> str:
+        return f"PackedVector({len(self)} floats)"
 
 
 class SQLiteCache:
@@ -186,12 +221,12 @@ class SQLiteCache:
         # Closed with the object if nobody calls close(): no leaked file handle, no warning.
         self._finalizer = weakref.finalize(self, self._db.close)
 
-    def get(self, key: str) -> list[float] | None:
+    def get(self, key: str) -> PackedVector | None:
         with self._lock:
             row = self._db.execute("SELECT vector FROM embeddings WHERE key = ?", (key,)).fetchone()
-        return _unpack(row[0]) if row else None
+        return PackedVector(row[0]) if row else None
 
-    def get_many(self, keys: Sequence[str]) -> dict[str, list[float]]:
+    def get_many(self, keys: Sequence[str]) -> dict[str, PackedVector]:
         """Look up many keys in a few queries (what batches use)."""
         rows: list[tuple[str, bytes]] = []
         with self._lock:
@@ -200,10 +235,10 @@ class SQLiteCache:
                 marks = ",".join("?" * len(chunk))
                 query = f"SELECT key, vector FROM embeddings WHERE key IN ({marks})"
                 rows.extend(self._db.execute(query, chunk).fetchall())
-        return {key: _unpack(blob) for key, blob in rows}
+        return {key: PackedVector(blob) for key, blob in rows}
 
     def put(self, key: str, embedding: Sequence[float]) -> None:
-        blob = _pack(embedding)
+        blob = embedding.packed if isinstance(embedding, PackedVector) else _pack(embedding)
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO embeddings (key, vector, created) VALUES (?, ?, ?)",

@@ -25,6 +25,7 @@ from aurous_embed._core import (
     credits_of,
     label_error,
     parse_models,
+    unpacked,
     upload_form,
 )
 from aurous_embed._errors import AurousError
@@ -381,7 +382,7 @@ class AurousClient(ClientCore):
                 items, call, concurrency=concurrency, total=total, on_progress=on_progress
             ):
                 if outcome.error is None:
-                    yield outcome.value
+                    yield unpacked(outcome.value)  # type: ignore[arg-type]
                 elif return_exceptions and isinstance(outcome.error, AurousError):
                     yield label_error(outcome.error, outcome.index)
                 else:

@@ -9,6 +9,7 @@ by ``await``. One input goes through the same pipeline wherever it comes from (`
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import os
@@ -24,6 +25,7 @@ from aurous_embed._budget import Budget, LocalEstimate, check_max_credits, local
 from aurous_embed._cache import (
     CacheStats,
     EmbeddingCache,
+    PackedVector,
     SQLiteCache,
     StatsCounter,
     cache_key,
@@ -337,8 +339,10 @@ class ClientCore:
         return item.key
 
     def _cached(self, vector: Sequence[float], call: CallOptions) -> EmbeddingResult:
+        # A PackedVector stays packed through the engine; `unpacked` turns it into floats once,
+        # when the result is handed out (and as_numpy never does).
         return EmbeddingResult(
-            embedding=vector if isinstance(vector, list) else list(vector),
+            embedding=vector if isinstance(vector, (list, PackedVector)) else list(vector),  # type: ignore[arg-type]
             model=call.model,
             usage=Usage(),
             api_version=self.api_version,
@@ -351,7 +355,7 @@ class ClientCore:
             return None
         vector = self._cache.get(key)
         self._cache_stats.add(hits=vector is not None, misses=vector is None)
-        return self._cached(vector, call) if vector is not None else None
+        return unpacked(self._cached(vector, call)) if vector is not None else None
 
     def _prefetch(self, call: CallOptions) -> Any:
         """The engine's ``prefetch``: answer a whole chunk of a batch from the cache at once."""
@@ -464,7 +468,7 @@ class ClientCore:
             if outcome.error is not None:
                 errors[outcome.index] = outcome.error
             else:
-                results[outcome.index] = outcome.value
+                results[outcome.index] = unpacked(outcome.value)  # type: ignore[arg-type]
         self._fail(results, errors, total)
         return results  # type: ignore[return-value]  # no None left when nothing failed
 
@@ -489,7 +493,9 @@ class ClientCore:
                 errors[outcome.index] = outcome.error
                 continue
             assert outcome.value is not None
-            vector = outcome.value.embedding
+            vector: Any = outcome.value.embedding
+            if isinstance(vector, PackedVector):  # a cache hit: bytes straight into the array
+                vector = np.frombuffer(vector.packed, dtype="<f8")
             if array is None:
                 array = np.full((total, len(vector)), np.nan, dtype=np.float32)
             if len(vector) != array.shape[1]:
@@ -505,6 +511,13 @@ class ClientCore:
             self._fail(ArrayResults(array, errors, model), errors, total)
         result: numpy.ndarray[Any, Any] = array
         return result
+
+
+def unpacked(result: EmbeddingResult) -> EmbeddingResult:
+    """The result with a plain float list, whatever the cache stored."""
+    if isinstance(result.embedding, PackedVector):
+        return dataclasses.replace(result, embedding=result.embedding.tolist())
+    return result
 
 
 def credits_of(value: object) -> float:

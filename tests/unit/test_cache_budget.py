@@ -76,7 +76,7 @@ def test_cache_is_shared_across_processes(api: FakeAPI, clock: FakeClock, tmp_pa
         "from aurous_embed._cache import cache_key\n"
         "cache = SQLiteCache(sys.argv[1])\n"
         "key = cache_key('alpha', model='aurous-embed-vision-1.0', api_version=None, dimensions=None, cache_urls=False)\n"
-        "print(cache.get(key))\n"
+        "print(list(cache.get(key)))\n"
         "cache.put(cache_key('gamma', model='aurous-embed-vision-1.0', api_version=None, dimensions=None, cache_urls=False), [9.0, 9.5])\n"
     )
     out = subprocess.run(
@@ -279,3 +279,21 @@ def test_many_batches_do_not_leak_cache_connections(
         after = len(os.listdir("/proc/self/fd"))
     assert after - before <= 2
     assert len(os.listdir("/proc/self/fd")) < after  # closing the client closed its cache too
+
+
+def test_hits_keep_exact_floats_on_every_path(
+    api: FakeAPI, clock: FakeClock, tmp_path: Path
+) -> None:
+    np = pytest.importorskip("numpy")
+    corpus = [f"doc {i}" for i in range(50)]
+    with make(api, clock, cache=tmp_path / "p.sqlite") as client:
+        fresh = [r.embedding for r in client.embed_many(corpus)]
+        as_lists = [r.embedding for r in client.embed_many(corpus)]
+        streamed = [r.embedding for r in client.embed_iter(corpus)]
+        single = client.embed(corpus[3]).embedding
+        array = client.embed_many(corpus, as_numpy=True)
+    assert len(api.requests) == 50
+    assert as_lists == fresh == streamed
+    assert all(type(v) is list and type(v[1]) is float for v in as_lists + streamed + [single])
+    assert single == fresh[3]
+    assert np.array_equal(array, np.array(fresh, dtype=np.float32))
