@@ -16,7 +16,7 @@ import random
 import socket
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,8 +173,28 @@ def build_headers(
     return headers
 
 
-def encode_json(body: Mapping[str, Any]) -> bytes:
+def _stdlib_dumps(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+_dumps: Callable[[Mapping[str, Any]], bytes] = _stdlib_dumps
+_loads: Callable[[bytes], Any] = json.loads
+try:  # orjson (extra "speedups") parses a 2,048-float answer about 9x faster than json
+    import orjson
+
+    _dumps, _loads = orjson.dumps, orjson.loads
+except ImportError:  # pragma: no cover - exercised when the extra is not installed
+    pass
+
+
+def encode_json(body: Mapping[str, Any]) -> bytes:
+    """Compact UTF-8 JSON of a request body."""
+    return _dumps(body)
+
+
+def decode_json(content: bytes) -> Any:
+    """A response body (a ValueError subclass when it is not JSON)."""
+    return _loads(content)
 
 
 def _transport_error(exc: httpx.TransportError) -> APIConnectionError:
@@ -199,7 +219,7 @@ def _outcome(
     if not 200 <= response.status_code < 300:
         return error_from_response(response.status_code, headers, response.content)
     try:
-        data = json.loads(response.content) if response.content else None
+        data = decode_json(response.content) if response.content else None
     except ValueError as exc:
         raise APIError(
             f"the API answered {response.status_code} with a body that is not JSON",
@@ -372,15 +392,17 @@ class SyncRequester:
 class AsyncRequester:
     """The async twin of :class:`SyncRequester`.
 
-    ``client`` gives the :class:`httpx.AsyncClient` for the running event loop (a pool's
-    connections belong to the loop that opened them).
+    ``lease`` lends an :class:`httpx.AsyncClient` for one attempt (connections belong to the event
+    loop that opened them; the client decides how they are pooled).
     """
 
     def __init__(
-        self, settings: HTTPSettings, client: Callable[[], Awaitable[httpx.AsyncClient]]
+        self,
+        settings: HTTPSettings,
+        lease: Callable[[], contextlib.AbstractAsyncContextManager[httpx.AsyncClient]],
     ) -> None:
         self.settings = settings
-        self.client = client
+        self.lease = lease
 
     async def request(
         self,
@@ -404,14 +426,15 @@ class AsyncRequester:
                 waited += wait
             result: APIResponse | AurousError
             try:
-                response = await (await self.client()).request(
-                    method,
-                    call.url,
-                    content=content,
-                    files=files,
-                    data=data,
-                    headers=call.headers(),
-                )
+                async with self.lease() as http:
+                    response = await http.request(
+                        method,
+                        call.url,
+                        content=content,
+                        files=files,
+                        data=data,
+                        headers=call.headers(),
+                    )
                 result = _outcome(response, state, idempotency_key)
                 call.observe(response, result)
             except httpx.TransportError as exc:

@@ -150,6 +150,12 @@ def check_text(text: object, *, param: str) -> str:
         raise InputValidationError(
             f"text contains a NUL character at position {text.index(chr(0))}", param=param
         )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: not text the API can receive
+        raise InputValidationError(
+            f"text is not valid UTF-8 (a lone surrogate at position {exc.start})", param=param
+        ) from None
     return text
 
 

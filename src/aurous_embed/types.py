@@ -202,9 +202,8 @@ def parse_usage(value: Any) -> Usage:
 def decode_embedding(value: Any) -> list[float]:
     """Accept a float list or a base64 string of little-endian float32 values."""
     if isinstance(value, list):
-        if all(type(x) is float for x in value):
-            return value
-        return [float(x) for x in value]  # ints such as 0 or 1 in the JSON
+        # JSON may hold ints (0, 1); float() of a float is the same object, and map runs in C.
+        return list(map(float, value))
     if isinstance(value, str):
         floats = array.array("f")
         floats.frombytes(base64.b64decode(value))

@@ -86,12 +86,13 @@ def test_close_does_not_close_a_caller_owned_http_client(api: FakeAPI) -> None:
 async def test_async_close(api: FakeAPI) -> None:
     own = AsyncAurousClient(API_KEY, base_url=BASE_URL)
     async with own:
-        http = await own._client_for_loop()
+        async with own._lease() as http:
+            pass
     assert http.is_closed
 
 
 def test_async_client_survives_several_event_loops() -> None:
-    """One client, two asyncio.run calls: the second gets a fresh pool, the first's is closed."""
+    """One client, two asyncio.run calls: the second gets fresh connections, the first's close."""
     import asyncio
     import gc
     import warnings
@@ -100,11 +101,13 @@ def test_async_client_survives_several_event_loops() -> None:
 
     with Emulator() as emu:
         client = AsyncAurousClient(emu.api_key, base_url=emu.base_url)
-        pools = []
+        used = []
 
         async def one(text: str) -> list[float]:
-            pools.append(await client._client_for_loop())
-            return (await client.embed(text)).embedding
+            vector = (await client.embed(text)).embedding
+            async with client._lease() as http:
+                used.append(http)
+            return vector
 
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # an unclosed socket would be a ResourceWarning
@@ -112,9 +115,27 @@ def test_async_client_survives_several_event_loops() -> None:
             second = asyncio.run(one("a"))
             gc.collect()
     assert first == second
-    assert pools[0] is not pools[1]
-    assert pools[0].is_closed  # closed when its loop shut down
-    assert pools[1].is_closed
+    assert used[0] is not used[1]
+    assert used[0].is_closed  # closed when its loop shut down
+    assert used[1].is_closed
+
+
+async def test_async_lends_one_connection_per_request_in_flight() -> None:
+    import asyncio
+
+    from aurous_embed.testing import Emulator
+
+    with Emulator(latency=0.05) as emu:
+        async with AsyncAurousClient(
+            emu.api_key, base_url=emu.base_url, max_concurrency=6
+        ) as client:
+            await client.embed_many([f"t{i}" for i in range(30)])
+            connections = client._connections
+            assert connections is not None
+            assert len(connections._all) == 6  # one small client per request in flight, reused
+            await asyncio.gather(client.embed("x"), client.embed("y"))
+            assert len(connections._all) == 6
+        assert emu.stats.max_concurrency == 6
 
 
 def test_usage_totals_are_safe_under_concurrency(client: AurousClient, api: FakeAPI) -> None:

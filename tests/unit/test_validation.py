@@ -41,6 +41,7 @@ BAD_INPUTS: list[tuple[str, Any, str | None, str]] = [
     ("none-part", [Text("a"), None], "input[1]", "not NoneType"),
     ("nul", "a\x00b", "input", "NUL"),
     ("nul-in-part", [Text("ok"), Text("a\x00")], "input[1].text", "NUL"),
+    ("lone-surrogate", "abc\ud800", "input", "not valid UTF-8"),
     ("huge-text", "x" * 1_000_001, "input", "1,000,000"),
     ("huge-text-part", [Text("y" * 1_000_001)], "input[0].text", "1,000,000"),
     ("empty-text-part", [Text("")], "input[0].text", "empty"),
