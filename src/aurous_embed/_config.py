@@ -39,6 +39,21 @@ MAX_TEXT_CHARS: Final = 1_000_000
 MAX_URL_CHARS: Final = 2048
 CONTEXT_WINDOW_TOKENS: Final = 128_000
 SUPPORTED_DIMENSIONS: Final = (1024, 2048)  # `aurous_metadata.dimensions`; validated, not applied
+# [DOC] cloud metadata hostnames are refused by name (the docs list examples and end with "...");
+# [ASSUMPTION] the rest of this list, and that "localhost" / "*.localhost" count as loopback names
+# (they name loopback without any DNS lookup). Literal IPs are refused by range; hostnames are
+# never resolved by the client.
+BLOCKED_URL_HOSTNAMES: Final = frozenset(
+    (
+        "localhost",
+        "metadata",
+        "metadata.google.internal",
+        "metadata.aws.com",
+        "metadata.azure.com",
+        "instance-data",
+        "instance-data.ec2.internal",
+    )
+)
 
 # [ASSUMPTION] inline `b64_json` bytes get the documented `/v1/files` limits, the conservative choice.
 IMAGE_MIME_TYPES: Final = ("image/png", "image/jpeg", "image/webp")

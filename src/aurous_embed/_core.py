@@ -50,7 +50,13 @@ from aurous_embed._errors import (
 )
 from aurous_embed._http import APIResponse, HTTPSettings, Pacing, encode_json
 from aurous_embed._images import IMAGES_EXTRA_HINT, encode_image, sniff_mime
-from aurous_embed._parts import EmbedInput, Normalized, input_to_wire, normalize_input
+from aurous_embed._parts import (
+    EmbedInput,
+    Normalized,
+    input_to_wire,
+    normalize_input,
+    normalize_inputs,
+)
 from aurous_embed._retry import Clock, SystemClock
 from aurous_embed._secrets import Secret
 from aurous_embed.types import (
@@ -299,17 +305,7 @@ class ClientCore:
     @staticmethod
     def _normalize_all(inputs: Iterable[EmbedInput]) -> list[Item]:
         """Check every input of a batch before anything is sent."""
-        if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Iterable):
-            raise InputValidationError(
-                "embed_many takes a list of inputs; for one input use embed()", param="inputs"
-            )
-        items = []
-        for index, value in enumerate(inputs):
-            try:
-                items.append(Item(normalize_input(value)))
-            except InputValidationError as exc:
-                raise exc.at_index(index) from None
-        return items
+        return [Item(value) for value in normalize_inputs(inputs)]
 
     @staticmethod
     def _lazy_item(value: EmbedInput) -> Item:

@@ -378,6 +378,9 @@ class SyncRequester:
                     files=files,
                     data=data,
                     headers=call.headers(),
+                    # Never follow: httpx strips only Authorization on a cross-origin redirect,
+                    # and a caller's http_client may follow redirects by default.
+                    follow_redirects=False,
                 )
                 result = _outcome(response, state, idempotency_key)
                 call.observe(response, result)
@@ -434,6 +437,7 @@ class AsyncRequester:
                         files=files,
                         data=data,
                         headers=call.headers(),
+                        follow_redirects=False,  # see SyncRequester.request
                     )
                 result = _outcome(response, state, idempotency_key)
                 call.observe(response, result)

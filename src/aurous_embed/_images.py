@@ -180,6 +180,106 @@ def check_source(source: object, *, param: str) -> None:
     )
 
 
+# How much of a file or stream the batch pre-check reads: enough for every PNG/WebP header and for
+# JPEG headers behind ordinary EXIF/ICC segments; a JPEG whose size marker lies further is checked
+# in full when its request is built.
+_HEAD_BYTES = 256 * 1024
+
+
+def precheck_image(source: object, *, fit: bool, param: str) -> None:
+    """Everything about a local image that can be known from its header, before a batch sends.
+
+    Catches missing files, non-images, corrupt headers and (with ``fit=False``) images over the
+    limits, reading at most ``_HEAD_BYTES`` per image and decoding no pixels, so that a bad image
+    in a batch of thousands stops the batch before anything is sent or charged.
+    """
+    check_source(source, param=param)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source[:_HEAD_BYTES])
+        _precheck_head(data, total=len(source), fit=fit, param=param, source=data)
+    elif is_path_like(source):
+        path = Path(source)  # type: ignore[arg-type]
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(_HEAD_BYTES)
+            total = path.stat().st_size
+        except OSError as exc:
+            raise InputValidationError(f"cannot read image file: {exc}", param=param) from None
+        if not head:
+            raise InputValidationError(f"image file {str(source)!r} is empty", param=param)
+        _precheck_head(head, total=total, fit=fit, param=param, source=path)
+    elif is_pil_image(source):
+        width, height = source.size  # type: ignore[attr-defined]
+        if not fit and max(width, height) > MAX_IMAGE_SIDE:
+            raise InputValidationError(
+                f"image {width}x{height} px is over {MAX_IMAGE_SIDE} px and fit=False forbids "
+                "converting it",
+                param=param,
+            )
+    elif is_ndarray(source):
+        height, width = source.shape[:2]  # type: ignore[attr-defined]
+        if not fit and max(width, height) > MAX_IMAGE_SIDE:
+            raise InputValidationError(
+                f"image {width}x{height} px is over {MAX_IMAGE_SIDE} px and fit=False forbids "
+                "converting it",
+                param=param,
+            )
+    # Other binary streams are read once, when their request is built.
+
+
+def _precheck_head(head: bytes, *, total: int, fit: bool, param: str, source: object) -> None:
+    complete = len(head) >= total
+    mime = sniff_mime(head)
+    if mime is None:
+        if not fit:
+            raise InputValidationError(
+                "image is not a PNG, JPEG or WebP image and fit=False forbids converting it",
+                param=param,
+            )
+        _identify(source, param=param)  # anything else needs Pillow: can it read this at all?
+        return
+    size = header_size(head, mime)
+    if size is None:
+        if complete:
+            raise InputValidationError(
+                f"the {mime} header is corrupt or truncated; cannot read the image size",
+                param=param,
+            )
+        return  # a size marker beyond the head (huge JPEG metadata): checked when encoded
+    if total <= MAX_IMAGE_BYTES and max(size) <= MAX_IMAGE_SIDE:
+        return
+    problem = (
+        f"{size[0]}x{size[1]} px is over {MAX_IMAGE_SIDE} px"
+        if max(size) > MAX_IMAGE_SIDE
+        else f"{total:,} bytes is over {MAX_IMAGE_BYTES:,}"
+    )
+    if not fit:
+        raise InputValidationError(
+            f"image {problem} and fit=False forbids converting it", param=param
+        )
+    try:
+        _pil()
+    except MissingDependencyError as exc:
+        raise MissingDependencyError(f"image {problem}; {exc}") from None
+
+
+def _identify(source: object, *, param: str) -> None:
+    """Let Pillow identify a non-PNG/JPEG/WebP image from its header (no pixels decoded)."""
+    problem = "not a PNG, JPEG or WebP image"
+    try:
+        pil = _pil()
+    except MissingDependencyError as exc:
+        raise MissingDependencyError(f"image {problem}; {exc}") from None
+    target = source if isinstance(source, Path) else io.BytesIO(source)  # type: ignore[arg-type]
+    try:
+        with pil.open(target):
+            pass
+    except Exception as exc:  # Pillow raises many types for bad data
+        raise InputValidationError(
+            f"cannot decode image ({problem}): {type(exc).__name__}: {exc}", param=param
+        ) from None
+
+
 def _check_array(array: Any, *, param: str) -> None:
     if str(array.dtype) != "uint8":
         raise InputValidationError(

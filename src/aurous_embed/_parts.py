@@ -13,14 +13,22 @@ import base64
 import binascii
 import ipaddress
 import os
-from collections.abc import Mapping, Sequence
+import re
+import socket
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeAlias
 from urllib.parse import unquote_to_bytes, urlsplit
 from urllib.request import url2pathname
 
-from aurous_embed._config import MAX_IMAGES, MAX_PARTS, MAX_TEXT_CHARS, MAX_URL_CHARS
+from aurous_embed._config import (
+    BLOCKED_URL_HOSTNAMES,
+    MAX_IMAGES,
+    MAX_PARTS,
+    MAX_TEXT_CHARS,
+    MAX_URL_CHARS,
+)
 from aurous_embed._errors import InputValidationError
 from aurous_embed._images import (
     check_source,
@@ -28,6 +36,7 @@ from aurous_embed._images import (
     is_binary_file,
     is_ndarray,
     is_pil_image,
+    precheck_image,
 )
 
 __all__ = [
@@ -128,10 +137,24 @@ BATCH_HINT = (
     "them as Text(...) parts to combine them into ONE vector"
 )
 
-# [DOC] cloud metadata hostnames the API refuses to fetch; literal IPs are checked by range.
-_METADATA_HOSTS = frozenset(
-    {"metadata.google.internal", "metadata.aws.com", "metadata", "instance-data"}
-)
+# IPv4 written the short ways inet_aton reads (127.1, 0x7f000001, 2130706433): still a literal.
+_IPV4_SHORTHAND = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$")
+
+
+def _literal_address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP address a host *literally* is (no DNS), or ``None`` for a hostname."""
+    try:
+        address = ipaddress.ip_address(name.split("%")[0])
+    except ValueError:
+        if not _IPV4_SHORTHAND.match(name):
+            return None
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(name))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def check_text(text: object, *, param: str) -> str:
@@ -185,31 +208,31 @@ def check_url(url: object, *, param: str) -> str:
         )
     if not host:
         raise InputValidationError("url has no host", param=param)
-    if host.lower().rstrip(".") in _METADATA_HOSTS:
-        raise InputValidationError(f"url host {host} is a cloud metadata host", param=param)
     try:
-        address = ipaddress.ip_address(host)
+        parts.port  # noqa: B018 - parsing it raises ValueError for a port that is not 0-65535
     except ValueError:
-        return url  # a hostname: the API resolves and checks it, we do no DNS lookups
-    blocked = (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-    )
-    if blocked:
+        raise InputValidationError(
+            f"url port {parts.netloc.rpartition(':')[2]!r} is not a port number", param=param
+        ) from None
+    name = host.lower().rstrip(".")
+    if name in BLOCKED_URL_HOSTNAMES or name.endswith(".localhost"):
+        raise InputValidationError(
+            f"url host {host} is a metadata / loopback host name the API will not fetch",
+            param=param,
+        )
+    address = _literal_address(name)
+    # is_global alone misses multicast (224.0.0.0/4 counts as global on some Python versions).
+    if address is not None and (address.is_multicast or not address.is_global):
         raise InputValidationError(
             f"url host {host} is a private / loopback / link-local / reserved address the API "
             "will not fetch",
             param=param,
         )
-    return url
+    return url  # a public address, or a hostname: the API resolves and checks it (we never do)
 
 
 def check_part(part: Part, *, param: str) -> None:
-    """Check one part's fields (cheap: images are not read here)."""
+    """Check one part's fields (cheap: of a local image only the header is read)."""
     if isinstance(part, Text):
         check_text(part.text, param=f"{param}.text")
     elif isinstance(part, ImageURL):
@@ -217,12 +240,17 @@ def check_part(part: Part, *, param: str) -> None:
     elif isinstance(part, VideoURL):
         check_url(part.url, param=f"{param}.video_url.url")
     else:
-        check_source(part.source, param=f"{param}.image_url.b64_json")
+        precheck_image(part.source, fit=part.fit, param=f"{param}.image_url.b64_json")
 
 
 def _part_from_dict(value: dict[Any, Any], *, param: str) -> Part:
     """An API-shaped part dict (``{"type": "text", "text": ...}`` and friends) as a typed part."""
     kind = value.get("type")
+    if not isinstance(kind, str):  # before any ==: some objects (numpy arrays) compare elementwise
+        raise InputValidationError(
+            f"part type must be a str such as 'text', not {type(kind).__name__}",
+            param=f"{param}.type",
+        )
     if kind == "text":
         return Text(value.get("text"))  # type: ignore[arg-type]  # checked by check_part
     if kind in ("image_url", "video_url"):
@@ -314,6 +342,21 @@ def normalize_input(value: object) -> Normalized:
     for i, part in enumerate(parts):
         check_part(part, param=f"input[{i}]")
     return parts
+
+
+def normalize_inputs(inputs: Iterable[EmbedInput]) -> list[Normalized]:
+    """Check every input of a batch, before anything is sent; an error names the item's index."""
+    if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Iterable):
+        raise InputValidationError(
+            "embed_many takes a list of inputs; for one input use embed()", param="inputs"
+        )
+    values = []
+    for index, value in enumerate(inputs):
+        try:
+            values.append(normalize_input(value))
+        except InputValidationError as exc:
+            raise exc.at_index(index) from None
+    return values
 
 
 def part_to_wire(part: Part, *, param: str) -> dict[str, Any]:

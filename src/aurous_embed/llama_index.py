@@ -25,7 +25,7 @@ from aurous_embed._config import (
     DEFAULT_MODEL,
     DEFAULT_TIMEOUT,
 )
-from aurous_embed._parts import images_from_uris
+from aurous_embed._parts import images_from_uris, normalize_inputs
 from aurous_embed.types import EmbeddingResult
 
 __all__ = ["AurousEmbedding"]
@@ -132,6 +132,32 @@ class AurousEmbedding(MultiModalEmbedding):
     async def _aembed_many(self, values: Sequence[Any]) -> list[Embedding]:
         client, model, dimensions = self._async_client, self.model_name, self.dimensions
         return _vectors(await client.embed_many(values, model=model, dimensions=dimensions))
+
+    # LlamaIndex sends a batch in chunks of embed_batch_size; every item is checked first, so a bad
+    # item anywhere is refused with its real index before any chunk is sent.
+    def get_text_embedding_batch(
+        self, texts: list[str], show_progress: bool = False, **kwargs: Any
+    ) -> list[Embedding]:
+        normalize_inputs(texts)
+        return super().get_text_embedding_batch(texts, show_progress, **kwargs)
+
+    async def aget_text_embedding_batch(
+        self, texts: list[str], show_progress: bool = False, **kwargs: Any
+    ) -> list[Embedding]:
+        normalize_inputs(texts)
+        return await super().aget_text_embedding_batch(texts, show_progress, **kwargs)
+
+    def get_image_embedding_batch(
+        self, img_file_paths: list[ImageType], show_progress: bool = False
+    ) -> list[Embedding]:
+        normalize_inputs(images_from_uris(img_file_paths))
+        return super().get_image_embedding_batch(img_file_paths, show_progress)
+
+    async def aget_image_embedding_batch(
+        self, img_file_paths: list[ImageType], show_progress: bool = False
+    ) -> list[Embedding]:
+        normalize_inputs(images_from_uris(img_file_paths))
+        return await super().aget_image_embedding_batch(img_file_paths, show_progress)
 
     def _get_query_embedding(self, query: str) -> Embedding:
         return self._embed(query)

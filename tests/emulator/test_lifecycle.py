@@ -175,3 +175,20 @@ def test_clear_error_without_the_extra() -> None:
     )
     assert 'pip install "aurous-embed[emulator]"' in result.stdout
     assert "starlette" in result.stdout
+
+
+def test_fast_clock_fast_forwards_waits_for_client_and_emulator() -> None:
+    import asyncio
+
+    from aurous_embed.testing import FastClock
+
+    clock = FastClock(speed=10_000)
+    start, epoch = clock.monotonic(), clock()
+    clock.sleep(20.0)  # 2 ms of real time
+    asyncio.run(clock.asleep(30.0))
+    assert clock.slept == 50.0
+    assert clock.monotonic() - start >= 50.0
+    assert clock() - epoch >= 50.0  # the emulator's epoch clock moves with it
+    assert clock.time() == pytest.approx(clock(), abs=5.0)
+    with pytest.raises(ValueError, match="positive"):
+        FastClock(speed=0)

@@ -99,6 +99,7 @@ def test_async_client_survives_several_event_loops() -> None:
 
     from aurous_embed.testing import Emulator
 
+    gc.collect()  # other tests' garbage must not be collected (and warn) inside the block below
     with Emulator() as emu:
         client = AsyncAurousClient(emu.api_key, base_url=emu.base_url)
         used = []

@@ -132,14 +132,27 @@ def test_pil_modes_are_normalised() -> None:
         assert sniff_mime(out) == "image/png"
 
 
-def test_corrupt_file_in_a_batch_is_reported_for_its_item(
+def test_corrupt_file_in_a_batch_stops_the_batch_before_anything_is_sent(
     client: AurousClient, api: FakeAPI, tmp_path: Path
 ) -> None:
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 8)
+    with pytest.raises(InputValidationError, match="corrupt or truncated") as info:
+        client.embed_many(["a", Image(bad), "c"])
+    assert info.value.index == 1
+    assert info.value.param == "input[0].image_url.b64_json"
+    assert api.requests == []
+
+
+def test_image_file_that_breaks_after_the_check_fails_only_its_item(
+    client: AurousClient, api: FakeAPI, tmp_path: Path
+) -> None:
+    # The header check passes (a 5 MB JPEG whose size marker lies beyond the bytes read up front);
+    # the full read finds no size: that item fails, the others are embedded.
+    bad = tmp_path / "big-exif.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe1\xff\xff" + bytes(65533) * 80)
     with pytest.raises(BatchEmbeddingError) as info:
         client.embed_many(["a", Image(bad), "c"])
-    # the file exists, so the cheap pre-check passes; reading it fails for that item only
     errors = info.value.errors
     assert list(errors) == [1]
     assert isinstance(errors[1], InputValidationError)

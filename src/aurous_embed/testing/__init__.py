@@ -20,14 +20,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aurous_embed.testing._clock import Clock, ClockFn
+from aurous_embed.testing._clock import Clock, ClockFn, FastClock
 from aurous_embed.testing._faults import Faults
 from aurous_embed.testing._stats import Charge, EmulatorStats
 
 if TYPE_CHECKING:
     from aurous_embed.testing._emulator import Emulator
 
-__all__ = ["Charge", "Clock", "ClockFn", "Emulator", "EmulatorStats", "Faults"]
+__all__ = ["Charge", "Clock", "ClockFn", "Emulator", "EmulatorStats", "FastClock", "Faults"]
 
 # What the extra installs, by import name (python-multipart is "python_multipart" in new
 # releases and "multipart" in old ones).

@@ -25,6 +25,7 @@ from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
 from aurous_embed._config import (
+    BLOCKED_URL_HOSTNAMES,
     CHAT_MODEL,
     DEFAULT_MODEL,
     MAX_IMAGE_BYTES,
@@ -55,19 +56,7 @@ BATCH_MESSAGE = (  # [DOC] verbatim
 EMBEDDING_MODELS = frozenset((DEFAULT_MODEL, *MODEL_ALIASES))
 CHAT_MODELS = frozenset((CHAT_MODEL,))
 
-# [DOC] cloud metadata names are blocked by name; "localhost" is blocked too because it names
-# loopback without any DNS lookup. [ASSUMPTION] the exact list beyond the documented examples.
-BLOCKED_HOSTNAMES = frozenset(
-    (
-        "localhost",
-        "metadata",
-        "metadata.google.internal",
-        "metadata.aws.com",
-        "metadata.azure.com",
-        "instance-data",
-        "instance-data.ec2.internal",
-    )
-)
+BLOCKED_HOSTNAMES = BLOCKED_URL_HOSTNAMES
 _IPV4_SHORTHAND = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$")
 
 

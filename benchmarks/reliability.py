@@ -1,0 +1,187 @@
+"""The fault table: 2,000 inputs through an emulator that fails on purpose, sync and async.
+
+Run: ``python -m benchmarks.reliability [--n 2000] [--concurrency 8] [--timeout 0.5] [--slow 1.0]``
+
+The emulator injects 10% 500/502/503, 5% 429 bursts, 2% connection resets after the answer was
+charged and 1% responses slower than the client's timeout (``tests/reliability/test_faults.py``
+runs the same mix). Unlike the other benchmarks, the emulator runs in this process: the table
+reads its fault counters and charge ledger, which a separate ``aurous-embed serve`` does not
+expose. The client's retry waits are fast-forwarded 50x (a clock whose sleeps are 1/50 of what the
+client asks for; its decisions are unchanged); the timeout and the slow responses are real.
+Reference vectors come from a fault-free emulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from aurous_embed import AsyncAurousClient, AurousClient, EmbeddingResult
+from aurous_embed._config import CONFLICT_MAX_WAIT
+from aurous_embed.testing import Emulator, EmulatorStats, FastClock, Faults
+from benchmarks._harness import Counter, machine, table
+
+LIMITS = {"rpm": 1e9, "rpm_burst": 1e9, "tpm": 1e12, "credits": 1e9, "native_dimension": 64}
+KINDS = ("status=500", "status=502", "status=503", "rate_limit", "reset", "slow")
+
+
+@dataclass
+class Run:
+    name: str
+    stats: EmulatorStats
+    results: list[EmbeddingResult]
+    attempts: int
+    statuses: dict[int, int]
+    client_credits: float
+    wall: float
+
+
+def reference(inputs: Sequence[str], concurrency: int) -> list[list[float]]:
+    emulator = Emulator(**LIMITS)  # fault-free, mounted in-process (no socket needed)
+
+    async def embed_all() -> list[EmbeddingResult]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=emulator.app)) as http:
+            client = AsyncAurousClient(
+                emulator.api_key, base_url="http://127.0.0.1/v1", http_client=http
+            )
+            return await client.embed_many(inputs, concurrency=concurrency)
+
+    return [result.embedding for result in asyncio.run(embed_all())]
+
+
+def run(mode: str, inputs: Sequence[str], faults: Faults, args: argparse.Namespace) -> Run:
+    clock = FastClock(args.speed)
+    counter = Counter()
+    attempts = 0
+
+    def count_attempt(request: httpx.Request) -> None:
+        nonlocal attempts
+        attempts += 1
+
+    async def acount_attempt(request: httpx.Request) -> None:
+        count_attempt(request)
+
+    with Emulator(faults=faults, clock=clock, **LIMITS) as emulator:
+        options = {
+            "base_url": emulator.base_url,
+            "max_retries": args.max_retries,
+            "clock": clock,
+        }
+        started = time.perf_counter()
+        if mode == "sync":
+            http = httpx.Client(
+                timeout=args.timeout,
+                event_hooks={"request": [count_attempt], "response": [counter]},
+            )
+            with http, AurousClient(emulator.api_key, http_client=http, **options) as client:
+                results = client.embed_many(inputs, concurrency=args.concurrency)
+                credits = client.usage.credits_charged
+        else:
+
+            async def embed_all() -> tuple[list[EmbeddingResult], float]:
+                ahttp = httpx.AsyncClient(
+                    timeout=args.timeout,
+                    event_hooks={"request": [acount_attempt], "response": [counter.async_hook]},
+                )
+                async with ahttp:
+                    aclient = AsyncAurousClient(emulator.api_key, http_client=ahttp, **options)
+                    found = await aclient.embed_many(inputs, concurrency=args.concurrency)
+                    return found, aclient.usage.credits_charged
+
+            results, credits = asyncio.run(embed_all())
+        wall = time.perf_counter() - started
+        return Run(mode, emulator.stats, results, attempts, counter.statuses, credits, wall)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--timeout", type=float, default=0.5, help="client timeout, seconds")
+    parser.add_argument("--slow", type=float, default=1.0, help="slow response, seconds")
+    parser.add_argument("--max-retries", type=int, default=6)
+    parser.add_argument("--speed", type=float, default=50.0, help="retry-wait fast-forward")
+    parser.add_argument("--seed", type=int, default=20260515)
+    args = parser.parse_args()
+    if CONFLICT_MAX_WAIT / args.speed <= args.slow - args.timeout:
+        parser.error("--speed too high: the client would stop waiting for a slow first attempt")
+
+    inputs = [f"item {i}: a distinct product description, number {i}" for i in range(args.n)]
+    faults = Faults(
+        error_rate=0.10,
+        error_statuses=(500, 502, 503),
+        rate_limit_rate=0.05,
+        reset_rate=0.02,
+        slow_rate=0.01,
+        slow_seconds=args.slow,
+        seed=args.seed,
+    )
+    print(f"Machine: {machine()}")
+    print(
+        f"N = {args.n:,}; concurrency {args.concurrency}; timeout {args.timeout}s; slow "
+        f"{args.slow}s; max_retries {args.max_retries}; retry waits fast-forwarded "
+        f"{args.speed:g}x\n",
+        flush=True,
+    )
+    expected = reference(inputs, args.concurrency)
+    runs = [run(mode, inputs, faults, args) for mode in ("sync", "async")]
+
+    table(
+        "Faults injected by the emulator",
+        ["fault", *(r.name for r in runs)],
+        [
+            ["500 internal_error", *(r.stats.faults.get("status=500", 0) for r in runs)],
+            [
+                "502 embeddings_provider_unknown_error",
+                *(r.stats.faults.get("status=502", 0) for r in runs),
+            ],
+            ["503 provider_rate_limited", *(r.stats.faults.get("status=503", 0) for r in runs)],
+            [
+                "429 too_many_requests (bursts)",
+                *(r.stats.faults.get("rate_limit", 0) for r in runs),
+            ],
+            ["connection reset after charging", *(r.stats.faults.get("reset", 0) for r in runs)],
+            ["slower than the timeout", *(r.stats.faults.get("slow", 0) for r in runs)],
+            ["total", *(sum(r.stats.faults.get(k, 0) for k in KINDS) for r in runs)],
+        ],
+    )
+
+    def correct(r: Run) -> str:
+        good = sum(res.embedding == ref for res, ref in zip(r.results, expected, strict=True))
+        return f"{good:,} / {len(expected):,}"
+
+    def credits(r: Run) -> str:
+        return f"{r.client_credits:.6f} / {r.stats.credits_charged:.6f}"
+
+    table(
+        "What the client made of them",
+        ["", *(r.name for r in runs)],
+        [
+            ["inputs", *(len(r.results) for r in runs)],
+            ["attempts sent", *(r.attempts for r in runs)],
+            ["retries", *(r.attempts - len(r.results) for r in runs)],
+            [
+                "409 (retry met its own first attempt)",
+                *(r.stats.by_status.get(409, 0) for r in runs),
+            ],
+            ["replays served", *(r.stats.replays for r in runs)],
+            ["results that are replays", *(sum(x.replayed for x in r.results) for r in runs)],
+            ["charges (ledger rows)", *(r.stats.charges for r in runs)],
+            [
+                "idempotency keys charged twice",
+                *(sum(v > 1 for v in r.stats.charges_by_idempotency_key.values()) for r in runs),
+            ],
+            ["vectors correct, in order", *(correct(r) for r in runs)],
+            ["credits: client / emulator", *(credits(r) for r in runs)],
+            ["wall seconds", *(r.wall for r in runs)],
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()

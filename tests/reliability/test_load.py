@@ -1,0 +1,116 @@
+"""The emulator under load: 200 concurrent connections for 30 seconds, no errors, bounded memory.
+
+One asyncio process opens 200 connections (loopback only); 200 tasks each send requests back to
+back on their own connection until the deadline. The 30 s wall-clock deadline is the subject of
+the test, not a wait for something. The emulator holds each request 0.5 s (its ``latency``), so
+all 200 are in flight at once, not just open.
+
+Each task has its own ``AsyncAurousClient`` over a one-connection ``httpx.AsyncClient``: one
+httpcore pool of 200 connections spends its time in ``_assign_requests_to_connections`` (quadratic
+in connections x queued requests, encode/httpcore#1035) and evicts busy keep-alive connections,
+which would measure httpcore, not the emulator.
+
+Memory: every request carries a fresh ``Idempotency-Key``, and the emulator's own clock (manual,
+injected) moves 24 h forward every ``WINDOW_REQUESTS`` requests, so records must expire for the
+store to stay bounded; the store's size is sampled after every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+
+import httpx
+import pytest
+
+from aurous_embed import AsyncAurousClient
+from aurous_embed._config import IDEMPOTENCY_WINDOW_SECONDS
+from aurous_embed.testing import Clock, Emulator
+from tests.reliability.helpers import UNLIMITED
+
+pytestmark = [pytest.mark.slow, pytest.mark.allow_hosts(["127.0.0.1"])]
+
+CONNECTIONS = 200
+DURATION = 30.0  # seconds of sustained load
+LATENCY = 0.5  # seconds the emulator holds each request
+WINDOW_REQUESTS = 1000  # requests per 24 h of emulator time
+
+
+async def test_200_connections_for_30_seconds_without_errors_or_unbounded_records() -> None:
+    clock = Clock()
+    emulator = Emulator(clock=clock, latency=LATENCY, **UNLIMITED)
+    store = emulator.app.idempotency  # type: ignore[attr-defined]  # the in-process record store
+    peers: set[tuple[str, int]] = set()
+
+    async def remember_peer(response: httpx.Response) -> None:
+        stream = response.extensions.get("network_stream")
+        if stream is not None:
+            peers.add(stream.get_extra_info("client_addr"))
+
+    step = IDEMPOTENCY_WINDOW_SECONDS / WINDOW_REQUESTS
+    done = 0
+    peak = 0
+
+    # Plain-http loopback never uses TLS, but every httpx client builds an SSL context unless given
+    # one (tens of ms each): one shared context keeps 200 clients cheap to make.
+    tls = ssl.create_default_context()
+    async with emulator:
+        pools = [
+            httpx.AsyncClient(
+                verify=tls,
+                timeout=30.0,
+                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                event_hooks={"response": [remember_peer]},
+            )
+            for _ in range(CONNECTIONS)
+        ]
+        clients = [
+            AsyncAurousClient(
+                emulator.api_key,
+                base_url=emulator.base_url,
+                http_client=pool,
+                max_retries=0,  # any error is a failure of the test, not something to retry
+            )
+            for pool in pools
+        ]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DURATION
+
+        async def connection(number: int) -> int:
+            nonlocal done, peak
+            sent = 0
+            while loop.time() < deadline:
+                result = await clients[number].embed(f"connection {number}, request {sent}")
+                assert not result.replayed and result.idempotency_key
+                sent += 1
+                done += 1
+                clock.advance(step)
+                peak = max(peak, len(store))
+            return sent
+
+        started = time.monotonic()
+        per_connection = await asyncio.gather(*(connection(n) for n in range(CONNECTIONS)))
+        elapsed = time.monotonic() - started
+        stats = emulator.stats
+
+        # No errors: every request answered 200 and was charged once.
+        total = sum(per_connection)
+        assert total == done == stats.requests == stats.charges
+        assert stats.by_status == {200: total}
+        assert all(sent >= 1 for sent in per_connection)
+        # 200 connections, all busy at once, for the whole 30 s.
+        assert len(peers) == CONNECTIONS
+        assert stats.max_concurrency == CONNECTIONS
+        assert elapsed >= DURATION
+        assert stats.in_flight == 0
+        # Bounded memory: idempotency records expire. At most one window of requests (plus what is
+        # in flight) is ever held, while far more keys than that were used.
+        assert total >= 3 * WINDOW_REQUESTS, total
+        assert peak <= WINDOW_REQUESTS + 2 * CONNECTIONS, peak
+        assert len(set(stats.charges_by_idempotency_key)) == total
+        clock.advance(IDEMPOTENCY_WINDOW_SECONDS + 1)
+        await clients[0].embed("after a quiet day")
+        assert len(store) == 1
+        for pool in pools:
+            await pool.aclose()
