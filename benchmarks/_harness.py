@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import logging
 import os
 import platform
 import subprocess
@@ -61,6 +62,16 @@ class Counter:
     async def async_hook(self, response: object) -> None:
         self(response)
 
+    def add_retries(self, inputs: int, log: RetryLog) -> None:
+        """Statuses seen by a client without hooks: one final answer per input plus its retries.
+
+        Every logged rate-limit retry is a 429 (the emulator without faults sends no 503); other
+        retries are counted under status 0.
+        """
+        self.statuses[200] = self.statuses.get(200, 0) + inputs
+        self.statuses[429] = self.statuses.get(429, 0) + log.rate_limited
+        self.statuses[0] = self.statuses.get(0, 0) + log.retries - log.rate_limited
+
     @property
     def rate_limited(self) -> int:
         return self.statuses.get(429, 0)
@@ -68,6 +79,36 @@ class Counter:
     @property
     def total(self) -> int:
         return sum(self.statuses.values())
+
+
+class RetryLog(logging.Handler):
+    """Counts the retries an aurous-embed client logs (at INFO), for clients built with defaults.
+
+    An httpx event hook would need our own ``http_client``, which changes how the async client
+    connects; the retry log line costs nothing on the fast path.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.retries = 0
+        self.rate_limited = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.retries += 1
+        if "rate limited" in record.getMessage():
+            self.rate_limited += 1
+
+    def __enter__(self) -> RetryLog:
+        logger = logging.getLogger("aurous_embed")
+        logger.addHandler(self)
+        self._level = logger.level
+        logger.setLevel(logging.INFO)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logger = logging.getLogger("aurous_embed")
+        logger.removeHandler(self)
+        logger.setLevel(self._level)
 
 
 def machine() -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import httpx
 
 from aurous_embed import AsyncAurousClient, AurousClient, BatchEmbeddingError
-from benchmarks._harness import UNLIMITED, Counter, Server, machine, serve, table
+from benchmarks._harness import UNLIMITED, Counter, RetryLog, Server, machine, serve, table
 
 MODEL = "aurous-embed-vision-1.0"
 C = 32  # aurous-embed's default max_concurrency
@@ -83,37 +84,61 @@ def httpx_sequential(server: Server, inputs: list[str], counter: Counter) -> int
     return failures
 
 
-def _limits() -> httpx.Limits:
-    # the same pool aurous-embed builds by default (2 x max_concurrency)
-    return httpx.Limits(max_connections=2 * C, max_keepalive_connections=2 * C)
+def httpx_threads(server: Server, inputs: list[str], counter: Counter) -> int:
+    """The floor of this machine: C threads posting back to back, each on its own connection,
+    no retries, no checks, no result objects (what any client at concurrency C pays at least)."""
+    work = iter(inputs)
+    lock = threading.Lock()
+    failures = 0
+
+    def worker() -> None:
+        nonlocal failures
+        with httpx.Client(timeout=60, event_hooks={"response": [counter]}) as http:
+            while True:
+                with lock:
+                    text = next(work, None)
+                if text is None:
+                    return
+                response = http.post(
+                    f"{server.base_url}/embeddings",
+                    json={"model": MODEL, "input": text},
+                    headers={"X-Api-Key": server.api_key},
+                )
+                response.json()
+                if response.status_code != 200:
+                    with lock:
+                        failures += 1
+
+    threads = [threading.Thread(target=worker) for _ in range(C)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return failures
 
 
 def ours_sync(server: Server, inputs: list[str], counter: Counter) -> int:
-    http = httpx.Client(timeout=60, limits=_limits(), event_hooks={"response": [counter]})
-    with AurousClient(server.api_key, base_url=server.base_url, http_client=http) as client:
+    # Default settings, as a user would run it; retries and 429s come from the client's retry log.
+    with RetryLog() as log, AurousClient(server.api_key, base_url=server.base_url) as client:
         try:
             client.embed_many(inputs)
         except BatchEmbeddingError as exc:
             return len(exc.errors)
         finally:
-            http.close()
+            counter.add_retries(len(inputs), log)
     return 0
 
 
 def ours_async(server: Server, inputs: list[str], counter: Counter) -> int:
     async def run() -> int:
-        http = httpx.AsyncClient(
-            timeout=60, limits=_limits(), event_hooks={"response": [counter.async_hook]}
-        )
-        async with AsyncAurousClient(
-            server.api_key, base_url=server.base_url, http_client=http
-        ) as client:
-            try:
-                await client.embed_many(inputs)
-            except BatchEmbeddingError as exc:
-                return len(exc.errors)
-            finally:
-                await http.aclose()
+        with RetryLog() as log:
+            async with AsyncAurousClient(server.api_key, base_url=server.base_url) as client:
+                try:
+                    await client.embed_many(inputs)
+                except BatchEmbeddingError as exc:
+                    return len(exc.errors)
+                finally:
+                    counter.add_retries(len(inputs), log)
         return 0
 
     return asyncio.run(run())
@@ -123,6 +148,7 @@ ROWS: list[tuple[str, Callable[[Server, list[str], Counter], int], bool]] = [
     ("OpenAI SDK, sequential loop", openai_sequential, True),
     ("AsyncOpenAI, unbounded gather", openai_gather, False),
     ("httpx, sequential loop", httpx_sequential, True),
+    (f"httpx, {C} threads, no retries or checks", httpx_threads, False),
     ("aurous-embed sync embed_many", ours_sync, False),
     ("aurous-embed async embed_many", ours_async, False),
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -180,44 +181,52 @@ def check_source(source: object, *, param: str) -> None:
     )
 
 
-# How much of a file or stream the batch pre-check reads: enough for every PNG/WebP header and for
-# JPEG headers behind ordinary EXIF/ICC segments; a JPEG whose size marker lies further is checked
-# in full when its request is built.
-_HEAD_BYTES = 256 * 1024
+# How much of an image the batch pre-check reads: the first few KB hold every PNG/WebP header and
+# most JPEG ones; only a JPEG whose size marker is not there yet is read further, up to 256 KB
+# (ordinary EXIF/ICC segments). A size marker beyond that is checked when the request is built.
+_HEAD_FIRST = 4096
+_HEAD_MAX = 256 * 1024
 
 
 def precheck_image(source: object, *, fit: bool, param: str) -> None:
     """Everything about a local image that can be known from its header, before a batch sends.
 
     Catches missing files, non-images, corrupt headers and (with ``fit=False``) images over the
-    limits, reading at most ``_HEAD_BYTES`` per image and decoding no pixels, so that a bad image
-    in a batch of thousands stops the batch before anything is sent or charged.
+    limits, reading a few KB per image and decoding no pixels, so that a bad image in a batch of
+    thousands stops the batch before anything is sent or charged.
     """
     check_source(source, param=param)
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source[:_HEAD_BYTES])
-        _precheck_head(data, total=len(source), fit=fit, param=param, source=data)
+        _precheck_head(
+            lambda size: bytes(source[:size]),
+            total=len(source),
+            fit=fit,
+            param=param,
+            source=source,
+        )
     elif is_path_like(source):
         path = Path(source)  # type: ignore[arg-type]
         try:
             with path.open("rb") as handle:
-                head = handle.read(_HEAD_BYTES)
-            total = path.stat().st_size
+                total = os.fstat(handle.fileno()).st_size
+                head = handle.read(_HEAD_FIRST)
+
+                def read(size: int) -> bytes:
+                    nonlocal head
+                    if size > len(head) and len(head) < total:
+                        head += handle.read(size - len(head))
+                    return head[:size]
+
+                if not head:
+                    raise InputValidationError(f"image file {str(source)!r} is empty", param=param)
+                _precheck_head(read, total=total, fit=fit, param=param, source=path)
         except OSError as exc:
             raise InputValidationError(f"cannot read image file: {exc}", param=param) from None
-        if not head:
-            raise InputValidationError(f"image file {str(source)!r} is empty", param=param)
-        _precheck_head(head, total=total, fit=fit, param=param, source=path)
-    elif is_pil_image(source):
-        width, height = source.size  # type: ignore[attr-defined]
-        if not fit and max(width, height) > MAX_IMAGE_SIDE:
-            raise InputValidationError(
-                f"image {width}x{height} px is over {MAX_IMAGE_SIDE} px and fit=False forbids "
-                "converting it",
-                param=param,
-            )
-    elif is_ndarray(source):
-        height, width = source.shape[:2]  # type: ignore[attr-defined]
+    elif is_pil_image(source) or is_ndarray(source):
+        if is_pil_image(source):
+            width, height = source.size  # type: ignore[attr-defined]
+        else:
+            height, width = source.shape[:2]  # type: ignore[attr-defined]
         if not fit and max(width, height) > MAX_IMAGE_SIDE:
             raise InputValidationError(
                 f"image {width}x{height} px is over {MAX_IMAGE_SIDE} px and fit=False forbids "
@@ -227,8 +236,10 @@ def precheck_image(source: object, *, fit: bool, param: str) -> None:
     # Other binary streams are read once, when their request is built.
 
 
-def _precheck_head(head: bytes, *, total: int, fit: bool, param: str, source: object) -> None:
-    complete = len(head) >= total
+def _precheck_head(
+    read: Callable[[int], bytes], *, total: int, fit: bool, param: str, source: object
+) -> None:
+    head = read(_HEAD_FIRST)
     mime = sniff_mime(head)
     if mime is None:
         if not fit:
@@ -239,13 +250,16 @@ def _precheck_head(head: bytes, *, total: int, fit: bool, param: str, source: ob
         _identify(source, param=param)  # anything else needs Pillow: can it read this at all?
         return
     size = header_size(head, mime)
+    if size is None and len(head) < total:
+        head = read(_HEAD_MAX)
+        size = header_size(head, mime)
     if size is None:
-        if complete:
+        if len(head) >= total:
             raise InputValidationError(
                 f"the {mime} header is corrupt or truncated; cannot read the image size",
                 param=param,
             )
-        return  # a size marker beyond the head (huge JPEG metadata): checked when encoded
+        return  # a size marker beyond what was read (huge JPEG metadata): checked when encoded
     if total <= MAX_IMAGE_BYTES and max(size) <= MAX_IMAGE_SIDE:
         return
     problem = (
@@ -270,7 +284,7 @@ def _identify(source: object, *, param: str) -> None:
         pil = _pil()
     except MissingDependencyError as exc:
         raise MissingDependencyError(f"image {problem}; {exc}") from None
-    target = source if isinstance(source, Path) else io.BytesIO(source)  # type: ignore[arg-type]
+    target = source if isinstance(source, Path) else io.BytesIO(bytes(source))  # type: ignore[call-overload]
     try:
         with pil.open(target):
             pass

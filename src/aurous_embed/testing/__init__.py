@@ -36,6 +36,7 @@ _EXTRA_MODULES = {
     "uvicorn": ("uvicorn",),
     "python-multipart": ("python_multipart", "multipart"),
     "pillow": ("PIL",),
+    "numpy": ("numpy",),
 }
 
 

@@ -31,9 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import operator
 import re
-import struct
 import unicodedata
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
@@ -41,6 +39,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TypeAlias
 from urllib.parse import unquote, urlsplit
+
+import numpy
 
 from aurous_embed.testing._imaging import GRID, PixelGrid
 
@@ -296,19 +296,22 @@ class Embedder:
         # The fingerprint: exact integers from SHAKE-256 (little-endian on every machine).
         seed = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
         raw = hashlib.shake_256(seed + dimension.to_bytes(4, "little")).digest(2 * dimension)
-        ints = struct.unpack(f"<{dimension}h", raw)
-        scale = FINGERPRINT_WEIGHT / math.sqrt(sum(map(operator.mul, ints, ints)) or 1)
+        # numpy for the dense part (the emulator's hot path): the same IEEE operations as the
+        # scalar formula, so the same bits; the sum of squares is an exact integer.
+        ints = numpy.frombuffer(raw, dtype="<i2")
+        wide = ints.astype(numpy.int64)
+        scale = FINGERPRINT_WEIGHT / math.sqrt(int(wide @ wide) or 1)
         # |fingerprint + document|^2 = w^2 + 2 <f, d> + |d|^2, and d is sparse: only its own
         # entries need a loop (in sorted order, so the sum is the same everywhere).
         order = sorted(document)
         cross = 0.0
         for index in order:
-            cross += ints[index] * scale * document[index]
+            cross += int(ints[index]) * scale * document[index]
         norm = math.sqrt(
             FINGERPRINT_WEIGHT * FINGERPRINT_WEIGHT + 2.0 * cross + (1.0 if document else 0.0)
         )
         factor = scale / norm
-        vector = [i * factor for i in ints]
+        vector: list[float] = (ints.astype(numpy.float64) * factor).tolist()
         for index in order:
-            vector[index] = (ints[index] * scale + document[index]) / norm
+            vector[index] = (int(ints[index]) * scale + document[index]) / norm
         return vector
