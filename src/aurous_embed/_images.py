@@ -181,6 +181,42 @@ def check_source(source: object, *, param: str) -> None:
     )
 
 
+NOT_AN_IMAGE = "not a PNG, JPEG or WebP image"
+
+
+def _corrupt(mime: str, *, param: str) -> InputValidationError:
+    return InputValidationError(
+        f"the {mime} header is corrupt or truncated; cannot read the image size", param=param
+    )
+
+
+def _over_limits(size: tuple[int, int], nbytes: int) -> str | None:
+    """What makes a PNG/JPEG/WebP unacceptable as it is, or ``None``."""
+    if max(size) > MAX_IMAGE_SIDE:
+        return f"{size[0]}x{size[1]} px is over {MAX_IMAGE_SIDE} px"
+    if nbytes > MAX_IMAGE_BYTES:
+        return f"{nbytes:,} bytes is over {MAX_IMAGE_BYTES:,}"
+    return None
+
+
+def _converter(problem: str, *, fit: bool, param: str) -> Any:
+    """Pillow, to convert an image with ``problem``; refused with ``fit=False`` or without Pillow."""
+    if not fit:
+        raise InputValidationError(
+            f"image {problem} and fit=False forbids converting it", param=param
+        )
+    try:
+        return _pil()
+    except MissingDependencyError as exc:
+        raise MissingDependencyError(f"image {problem}; {exc}") from None
+
+
+def _undecodable(exc: Exception, problem: str, *, param: str) -> InputValidationError:
+    return InputValidationError(
+        f"cannot decode image ({problem}): {type(exc).__name__}: {exc}", param=param
+    )
+
+
 # How much of an image the batch pre-check reads: the first few KB hold every PNG/WebP header and
 # most JPEG ones; only a JPEG whose size marker is not there yet is read further, up to 256 KB
 # (ordinary EXIF/ICC segments). A size marker beyond that is checked when the request is built.
@@ -241,13 +277,14 @@ def _precheck_head(
 ) -> None:
     head = read(_HEAD_FIRST)
     mime = sniff_mime(head)
-    if mime is None:
-        if not fit:
-            raise InputValidationError(
-                "image is not a PNG, JPEG or WebP image and fit=False forbids converting it",
-                param=param,
-            )
-        _identify(source, param=param)  # anything else needs Pillow: can it read this at all?
+    if mime is None:  # anything else needs Pillow: can it read this at all (header only)?
+        pil = _converter(NOT_AN_IMAGE, fit=fit, param=param)
+        target = source if isinstance(source, Path) else io.BytesIO(bytes(source))  # type: ignore[call-overload]
+        try:
+            with pil.open(target):
+                pass
+        except Exception as exc:  # Pillow raises many types for bad data
+            raise _undecodable(exc, NOT_AN_IMAGE, param=param) from None
         return
     size = header_size(head, mime)
     if size is None and len(head) < total:
@@ -255,43 +292,11 @@ def _precheck_head(
         size = header_size(head, mime)
     if size is None:
         if len(head) >= total:
-            raise InputValidationError(
-                f"the {mime} header is corrupt or truncated; cannot read the image size",
-                param=param,
-            )
+            raise _corrupt(mime, param=param)
         return  # a size marker beyond what was read (huge JPEG metadata): checked when encoded
-    if total <= MAX_IMAGE_BYTES and max(size) <= MAX_IMAGE_SIDE:
-        return
-    problem = (
-        f"{size[0]}x{size[1]} px is over {MAX_IMAGE_SIDE} px"
-        if max(size) > MAX_IMAGE_SIDE
-        else f"{total:,} bytes is over {MAX_IMAGE_BYTES:,}"
-    )
-    if not fit:
-        raise InputValidationError(
-            f"image {problem} and fit=False forbids converting it", param=param
-        )
-    try:
-        _pil()
-    except MissingDependencyError as exc:
-        raise MissingDependencyError(f"image {problem}; {exc}") from None
-
-
-def _identify(source: object, *, param: str) -> None:
-    """Let Pillow identify a non-PNG/JPEG/WebP image from its header (no pixels decoded)."""
-    problem = "not a PNG, JPEG or WebP image"
-    try:
-        pil = _pil()
-    except MissingDependencyError as exc:
-        raise MissingDependencyError(f"image {problem}; {exc}") from None
-    target = source if isinstance(source, Path) else io.BytesIO(bytes(source))  # type: ignore[call-overload]
-    try:
-        with pil.open(target):
-            pass
-    except Exception as exc:  # Pillow raises many types for bad data
-        raise InputValidationError(
-            f"cannot decode image ({problem}): {type(exc).__name__}: {exc}", param=param
-        ) from None
+    problem = _over_limits(size, total)
+    if problem is not None:
+        _converter(problem, fit=fit, param=param)
 
 
 def _check_array(array: Any, *, param: str) -> None:
@@ -347,35 +352,21 @@ def encode_image(source: object, *, fit: bool, param: str) -> bytes:
 
 def _fit_bytes(data: bytes, *, fit: bool, param: str) -> bytes:
     mime = sniff_mime(data)
-    size = header_size(data, mime) if mime else None
-    if mime and size and len(data) <= MAX_IMAGE_BYTES and max(size) <= MAX_IMAGE_SIDE:
-        return data  # already acceptable: send the caller's bytes untouched
-    if mime and size is None:
-        raise InputValidationError(
-            f"the {mime} header is corrupt or truncated; cannot read the image size", param=param
-        )
-    problem = (
-        f"{size[0]}x{size[1]} px is over {MAX_IMAGE_SIDE} px"
-        if size and max(size) > MAX_IMAGE_SIDE
-        else f"{len(data):,} bytes is over {MAX_IMAGE_BYTES:,}"
-        if mime
-        else "not a PNG, JPEG or WebP image"
-    )
-    if not fit:
-        raise InputValidationError(
-            f"image {problem} and fit=False forbids converting it", param=param
-        )
-    try:
-        pil = _pil()
-    except MissingDependencyError as exc:
-        raise MissingDependencyError(f"image {problem}; {exc}") from None
+    problem = NOT_AN_IMAGE
+    if mime is not None:
+        size = header_size(data, mime)
+        if size is None:
+            raise _corrupt(mime, param=param)
+        over = _over_limits(size, len(data))
+        if over is None:
+            return data  # already acceptable: send the caller's bytes untouched
+        problem = over
+    pil = _converter(problem, fit=fit, param=param)
     try:
         image = pil.open(io.BytesIO(data))
         image.load()
     except Exception as exc:  # Pillow raises many types for bad data
-        raise InputValidationError(
-            f"cannot decode image ({problem}): {type(exc).__name__}: {exc}", param=param
-        ) from None
+        raise _undecodable(exc, problem, param=param) from None
     return _reencode(image, fit=fit, param=param, lossy_source=mime == "image/jpeg")
 
 
