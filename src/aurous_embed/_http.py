@@ -119,12 +119,13 @@ def shared_http_client(*, timeout: float, max_connections: int) -> httpx.Client:
                 ),
             )
             if not _SHARED:
-                atexit.register(_close_shared)
+                atexit.register(close_shared_http_clients)
             _SHARED[key] = client
         return client
 
 
-def _close_shared() -> None:
+def close_shared_http_clients() -> None:
+    """Close the process-wide pools (at exit; tests call it between tests). Reopened on demand."""
     with _SHARED_LOCK:
         for client in _SHARED.values():
             client.close()
