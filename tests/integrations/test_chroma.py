@@ -226,6 +226,12 @@ def test_http_client_against_a_real_chroma_server(
     assert env.api_key not in repr(reopened.configuration_json)
     assert files_containing(tmp_path / "server", env.api_key.encode()) == []
     assert files_containing(tmp_path / "server", b"api_key_env_var")
+    # chromadb's HttpClient never closes its httpx sessions (its own and its admin client's):
+    # close them, or their sockets are garbage-collected unclosed (a ResourceWarning) in whatever
+    # test runs later.
+    for chroma_client in (client, other):
+        for api in (chroma_client, chroma_client._admin_client):  # type: ignore[attr-defined]
+            api._server._session.close()  # type: ignore[attr-defined]
 
 
 # --- keys and Chroma's legacy trap --------------------------------------------------------------

@@ -10,13 +10,11 @@ not repeated here.
 from __future__ import annotations
 
 import asyncio
-import gc
 import hashlib
 import json
 import logging
 import pickle
 import traceback
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,7 +36,6 @@ from aurous_embed import (
     BatchEmbeddingError,
     InputValidationError,
 )
-from aurous_embed._http import close_shared_http_clients
 from aurous_embed.chroma import AurousEmbeddingFunction
 from aurous_embed.langchain import AurousEmbeddings
 from aurous_embed.llama_index import AurousEmbedding
@@ -267,13 +264,6 @@ def test_chroma_persistent_directory_never_holds_the_key(
     stored = reopened.configuration_json["embedding_function"]
     assert stored["name"] == "aurous" and stored["config"]["api_key_env_var"] == "AUROUS_API_KEY"
     SharedSystemClient.clear_system_cache()
-    close_shared_http_clients()  # the functions' shared pool points at this test's emulator
-    # KNOWN LEAK (reported in the closing note, not yet found): after Chroma's system cache is
-    # cleared, a few client sockets to this test's emulator are left for the garbage collector.
-    # Collect them here, so their ResourceWarning cannot fail an unrelated later test.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
     assert emu.stats.charges == 2 + 1 + 1 + 1
     assert any(db.rglob("*.sqlite3")), "the scan would have nothing to look at"
