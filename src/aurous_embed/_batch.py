@@ -447,11 +447,21 @@ def run_sync(
                     can_take.notify()
 
     count = max(1, min(concurrency, total if total is not None else concurrency))
-    threads = [
-        threading.Thread(target=worker, name=f"aurous-embed-{n}", daemon=True) for n in range(count)
-    ]
-    for thread in threads:
-        thread.start()
+    threads: list[threading.Thread] = []
+
+    def start_workers() -> None:
+        if not threads:
+            threads.extend(
+                threading.Thread(target=worker, name=f"aurous-embed-{n}", daemon=True)
+                for n in range(count)
+            )
+            for thread in threads:
+                thread.start()
+
+    if prefetch is None:
+        start_workers()
+    # With a prefetch (the cache), workers start at the first input it cannot answer: a batch of
+    # cache hits runs in the caller's thread alone.
     over = finished = False
     try:
         while True:
@@ -464,7 +474,9 @@ def run_sync(
                         # Pull here rather than wait for a worker to: cache hits then come back
                         # without a thread handoff; what is left to send goes to the workers.
                         pull(window.pull_size(consumer=True))
-                        can_work.notify(len(window.queue))
+                        if window.queue:
+                            start_workers()
+                            can_work.notify(len(window.queue))
                         continue
                     # Short waits: Ctrl-C raises KeyboardInterrupt only when the main thread runs
                     # Python code, and a blocked wait is not woken if the signal hit another thread.

@@ -297,3 +297,23 @@ def test_hits_keep_exact_floats_on_every_path(
     assert all(type(v) is list and type(v[1]) is float for v in as_lists + streamed + [single])
     assert single == fresh[3]
     assert np.array_equal(array, np.array(fresh, dtype=np.float32))
+
+
+def test_a_batch_of_cache_hits_runs_in_the_callers_thread(
+    api: FakeAPI, clock: FakeClock, tmp_path: Path
+) -> None:
+    import threading
+
+    corpus = [f"document number {i}" for i in range(1500)]
+    with make(api, clock, cache=tmp_path / "cache.sqlite") as client:
+        client.embed_many(corpus[:1000])
+        sent = len(api.requests)
+        workers: set[str] = set()
+        for _ in client.embed_iter(corpus[:1000]):
+            workers.update(t.name for t in threading.enumerate() if t.name.startswith("aurous"))
+        assert workers == set()  # every input answered by the cache: no worker thread
+        assert len(api.requests) == sent
+        # Inputs the cache cannot answer still go out, in order, on workers.
+        mixed = client.embed_many(corpus)
+        assert len(api.requests) == sent + 500
+        assert [r.cached for r in mixed] == [True] * 1000 + [False] * 500
