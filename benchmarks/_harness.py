@@ -27,6 +27,12 @@ class Server:
     base_url: str
     api_key: str = KEY
 
+    @property
+    def host_port(self) -> tuple[str, int]:
+        """The emulator's host and port (for clients below httpx)."""
+        host, port = self.base_url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+        return host, int(port)
+
 
 @contextlib.contextmanager
 def serve(*options: str) -> Iterator[Server]:

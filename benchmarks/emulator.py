@@ -1,6 +1,6 @@
 """Throughput of the local emulator: requests/s at zero latency, and 256 in flight at 100 ms.
 
-Run: ``python benchmarks/emulator.py [--requests 3000] [--concurrency 16]``
+Run: ``python -m benchmarks.emulator [--requests 3000] [--concurrency 16]``
 
 The emulator runs in its own process (``aurous-embed serve``), so the load generator never
 competes with it for the GIL. The load generator is a minimal keep-alive HTTP/1.1 client on
@@ -14,14 +14,12 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 
-KEY = "al_live_" + "0b" * 32
+from benchmarks._harness import KEY, UNLIMITED, serve
+
 MODEL = "aurous-embed-vision-1.0"
-UNLIMITED = ["--rpm", "1e9", "--rpm-burst", "1e9", "--tpm", "1e12", "--credits", "1e12"]
 
 
 @dataclass
@@ -44,40 +42,6 @@ class Result:
             f"| {self.name:<40} | {self.in_flight:>9} | {self.requests:>8} | {self.errors:>6} | "
             f"{self.wall:>7.2f} | {self.rps:>8.0f} | {p50:>7.1f} | {p99:>7.1f} |"
         )
-
-
-def start_server(*extra: str) -> tuple[subprocess.Popen[str], str, int]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aurous_embed.cli",
-            "serve",
-            "--port",
-            "0",
-            "--key",
-            KEY,
-            *UNLIMITED,
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        if line.startswith("base URL:"):
-            url = line.split(":", 1)[1].strip()  # http://127.0.0.1:PORT/v1
-            host_port = url.split("//", 1)[1].split("/", 1)[0]
-            host, port = host_port.rsplit(":", 1)
-            return process, host, int(port)
-    raise RuntimeError("the emulator did not start")
-
-
-def stop_server(process: subprocess.Popen[str]) -> None:
-    process.terminate()
-    process.wait(timeout=30)
-    if process.stdout is not None:
-        process.stdout.close()
 
 
 def request_bytes(method: str, path: str, payload: dict[str, object] | None) -> bytes:
@@ -125,13 +89,11 @@ async def run_load(
 
 
 def scenario(name: str, in_flight: int, requests: list[bytes], *server_args: str) -> Result:
-    process, host, port = start_server(*server_args)
-    try:
+    with serve(*UNLIMITED, *server_args) as server:
+        host, port = server.host_port
         warmup = [request_bytes("GET", "/v1/balance", None)] * in_flight
         asyncio.run(run_load(host, port, warmup, in_flight))
         wall, latencies, statuses = asyncio.run(run_load(host, port, requests, in_flight))
-    finally:
-        stop_server(process)
     errors = sum(1 for s in statuses if s != 200) + (len(requests) - len(statuses))
     return Result(name, len(requests), in_flight, errors, wall, latencies)
 

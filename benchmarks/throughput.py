@@ -7,7 +7,7 @@ Rows: the OpenAI Python SDK in a sequential loop (the documented migration path)
 with an unbounded ``asyncio.gather`` (the docs' other suggestion), a naive httpx loop, and
 aurous-embed's sync and async ``embed_many`` with default settings.
 
-Run: ``python benchmarks/throughput.py [--n 1000] [--latency 0.1] [--skip-sequential]``
+Run: ``python -m benchmarks.throughput [--n 1000] [--latency 0.1] [--skip-sequential]``
 (the sequential rows take about N·L seconds each).
 """
 
