@@ -78,7 +78,13 @@ ABORT_JOIN = 1.0
 
 
 class Controller:
-    """AIMD concurrency limit: slow start, then additive increase; halve on rate limiting."""
+    """AIMD concurrency limit: slow start, then additive increase; halve on rate limiting.
+
+    It starts at 16, not at ``max_concurrency``: a job started right after another one has drained
+    the team's bucket would otherwise send 32 requests into an empty bucket before the first answer
+    shows the rate-limit headers (measured: 2.8% 429s in the 600 RPM benchmark, against 0.3-0.7% from
+    16). The ramp to 32 costs about half a round trip per call.
+    """
 
     def __init__(self, maximum: int, *, initial: int = 16) -> None:
         self.maximum = maximum

@@ -29,7 +29,15 @@ from aurous_embed._core import (
     upload_form,
 )
 from aurous_embed._errors import AurousError
-from aurous_embed._http import SyncRequester, abort_in_flight, new_idempotency_key
+from aurous_embed._http import (
+    ONE_CONNECTION,
+    Lanes,
+    SyncRequester,
+    abort_in_flight,
+    default_ssl_context,
+    env_proxies_configured,
+    new_idempotency_key,
+)
 from aurous_embed._parts import EmbedInput, normalize_input
 from aurous_embed._progress import progress_callback
 from aurous_embed._retry import Clock
@@ -107,20 +115,35 @@ class AurousClient(ClientCore):
         # max_concurrency bounds the requests in flight for the whole client, across calls.
         self._slots = threading.BoundedSemaphore(self.max_concurrency)
         self._owns_http = http_client is None
-        self._http = http_client or httpx.Client(
-            timeout=self.timeout,
-            limits=httpx.Limits(
-                max_connections=self.max_concurrency * 2,
-                max_keepalive_connections=self.max_concurrency * 2,
-            ),
+        self._lanes: Lanes[httpx.BaseTransport] | None = None
+        if http_client is None:
+            context = default_ssl_context()
+            # The client is the route when the environment names a proxy (httpx reads it there);
+            # otherwise requests go to one-connection lanes directly (see Lanes, direct_request).
+            http_client = httpx.Client(
+                verify=context,
+                timeout=self.timeout,
+                limits=httpx.Limits(
+                    max_connections=self.max_concurrency * 2,
+                    max_keepalive_connections=self.max_concurrency * 2,
+                ),
+            )
+            if not env_proxies_configured():
+                self._lanes = Lanes(
+                    lambda: httpx.HTTPTransport(verify=context, limits=ONE_CONNECTION)
+                )
+        self._http = http_client
+        self._requester = SyncRequester(
+            self._settings, self._http, lanes=self._lanes, timeout=self.timeout
         )
-        self._requester = SyncRequester(self._settings, self._http)
 
     def close(self) -> None:
         """Close the connection pool (unless the caller passed ``http_client``) and a cache opened
         from a path."""
         if self._owns_http:
             self._http.close()
+            for lane in self._lanes.close_all() if self._lanes is not None else ():
+                lane.close()
         self._close_cache()
 
     def __enter__(self) -> AurousClient:
@@ -220,7 +243,7 @@ class AurousClient(ClientCore):
             # requests in flight on our own pool are cut short so the worker threads end now.
             stop.set()
             if self._owns_http:
-                abort_in_flight(self._http)
+                abort_in_flight(self._http, *(self._lanes.every() if self._lanes else ()))
 
         return run_sync(
             items,

@@ -218,8 +218,9 @@ async def test_debug_logs_of_real_requests_never_show_the_key(
 
     records = caplog.records
     names = {record.name for record in records}
-    # The capture really saw DEBUG traffic of every layer, and the retries.
-    assert {"aurous_embed", "httpx"} <= names
+    # The capture really saw DEBUG traffic of every layer, and the retries. (Requests on the
+    # client's own pool skip httpx.Client, so httpx's own "HTTP Request:" line is not among them.)
+    assert "aurous_embed" in names
     assert any(name.startswith("httpcore") for name in names)
     assert any(r.levelno == logging.DEBUG and r.name.startswith("httpcore") for r in records)
     assert any("retrying" in r.getMessage() for r in records if r.name == "aurous_embed")

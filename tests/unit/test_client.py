@@ -86,9 +86,9 @@ def test_close_does_not_close_a_caller_owned_http_client(api: FakeAPI) -> None:
 async def test_async_close(api: FakeAPI) -> None:
     own = AsyncAurousClient(API_KEY, base_url=BASE_URL)
     async with own:
-        async with own._lease() as http:
-            pass
-    assert http.is_closed
+        async with own._lease():
+            connections = await own._for_loop()
+    assert connections is not None and connections.closed
 
 
 def test_async_client_survives_several_event_loops() -> None:
@@ -106,8 +106,7 @@ def test_async_client_survives_several_event_loops() -> None:
 
         async def one(text: str) -> list[float]:
             vector = (await client.embed(text)).embedding
-            async with client._lease() as http:
-                used.append(http)
+            used.append(await client._for_loop())
             return vector
 
         with warnings.catch_warnings():
@@ -117,8 +116,8 @@ def test_async_client_survives_several_event_loops() -> None:
             gc.collect()
     assert first == second
     assert used[0] is not used[1]
-    assert used[0].is_closed  # closed when its loop shut down
-    assert used[1].is_closed
+    assert used[0] is not None and used[0].closed  # closed when its loop shut down
+    assert used[1] is not None and used[1].closed
 
 
 async def test_async_lends_one_connection_per_request_in_flight() -> None:
@@ -133,10 +132,27 @@ async def test_async_lends_one_connection_per_request_in_flight() -> None:
             await client.embed_many([f"t{i}" for i in range(30)])
             connections = client._connections
             assert connections is not None
-            assert len(connections._all) == 6  # one small client per request in flight, reused
+            assert len(connections._lanes.every()) == 6  # one lane per request in flight, reused
             await asyncio.gather(client.embed("x"), client.embed("y"))
-            assert len(connections._all) == 6
+            assert len(connections._lanes.every()) == 6
         assert emu.stats.max_concurrency == 6
+
+
+def test_sync_lends_one_connection_per_request_in_flight() -> None:
+    from aurous_embed.testing import Emulator
+
+    with Emulator(latency=0.05) as emu:
+        client = AurousClient(emu.api_key, base_url=emu.base_url, max_concurrency=6)
+        with client:
+            client.embed_many([f"t{i}" for i in range(30)])
+            lanes = client._lanes
+            assert lanes is not None
+            assert len(lanes.every()) == 6  # one lane per request in flight, reused
+            client.embed("x")
+            assert len(lanes.every()) == 6
+        assert emu.stats.max_concurrency == 6
+        with pytest.raises(RuntimeError, match="closed"):
+            client.embed("after close")
 
 
 def test_usage_totals_are_safe_under_concurrency(client: AurousClient, api: FakeAPI) -> None:
