@@ -43,6 +43,7 @@ from aurous_embed import (
 from aurous_embed._http import encode_json
 from aurous_embed._parts import input_to_wire, normalize_input
 from aurous_embed.testing import Emulator
+from tests.hosts import BLOCKED_BY_BOTH
 
 pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
 
@@ -81,27 +82,7 @@ HOSTS = [
     "user@images.example.com",
     "8.8.8.8",
     "[2606:4700::1111]",
-    # refused by both
-    "127.0.0.1",
-    "10.1.2.3",
-    "192.168.0.10",
-    "169.254.169.254",
-    "169.254.170.2",
-    "0.0.0.0",
-    "224.0.0.1",
-    "240.0.0.1",
-    "[::1]",
-    "[fe80::1]",
-    "[fc00::1]",
-    "[::ffff:127.0.0.1]",
-    "metadata.google.internal",
-    "metadata.aws.com",
-    "metadata.azure.com",
-    "instance-data.ec2.internal",
-    "localhost",
-    "images.localhost",
-    "127.1",
-    "0x7f000001",
+    *BLOCKED_BY_BOTH,
     "images.example.com:99999",
     "images.example.com:https",
     "",

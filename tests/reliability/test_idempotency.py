@@ -23,38 +23,28 @@ from aurous_embed import (
 from aurous_embed._config import CONFLICT_BACKOFF_INITIAL
 from aurous_embed.testing import Emulator
 from tests.reliability.helpers import UNLIMITED
+from tests.unit.conftest import FakeClock
 
 TIMEOUT = 0.3  # real seconds: the held first attempt outlasts it
 HELD = "slow=30"  # the emulator holds the first attempt until released (or 30 s)
 
 
-class ReleasingClock:
+class ReleasingClock(FakeClock):
     """A client clock that records waits instead of sleeping; a wait after a 409 releases the
     emulator's held first attempt and returns once that attempt has finished."""
 
     def __init__(self, emulator: Emulator) -> None:
+        super().__init__()
         self.emulator = emulator
-        self.now = 1_800_000_000.0
-        self.sleeps: list[float] = []
         self.released = 0
 
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
     def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+        super().sleep(seconds)
         stats = self.emulator.stats
         if stats.by_status.get(409, 0) and stats.slow_in_flight:
             self.released += 1
             self.emulator.release_slow()
             self.emulator.wait_until(lambda s: s.in_flight == 0 and s.slow_in_flight == 0)
-
-    async def asleep(self, seconds: float) -> None:
-        self.sleep(seconds)
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ from aurous_embed.chroma import AurousEmbeddingFunction
 from aurous_embed.langchain import AurousEmbeddings
 from aurous_embed.llama_index import AurousEmbedding
 from aurous_embed.testing import Emulator
+from tests.unit.conftest import FakeClock
 
 pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
 
@@ -174,27 +175,6 @@ def test_connection_errors_never_show_the_key() -> None:
 # --- logs ---------------------------------------------------------------------------------------
 
 
-class InstantClock:
-    """The client's retry waits, recorded instead of slept."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-        self.sleeps: list[float] = []
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += max(0.0, seconds)
-
-    async def asleep(self, seconds: float) -> None:
-        self.sleep(seconds)
-
-
 async def test_debug_logs_of_real_requests_never_show_the_key(
     emu: Emulator, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -202,7 +182,7 @@ async def test_debug_logs_of_real_requests_never_show_the_key(
     url = emu.base_url
     # Retries (5xx, 429, a reset after the answer was charged) make the client log its decisions.
     emu.queue_faults("status=503", "status=500", "reset", "rate_limit")
-    clock = InstantClock()
+    clock = FakeClock()
     with AurousClient(KEY, base_url=url, max_retries=6, clock=clock) as client:
         client.embed("logged")
         client.embed_many(["one", "two", "three"])
