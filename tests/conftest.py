@@ -6,16 +6,21 @@ from collections.abc import Iterator
 
 import pytest
 
+from aurous_embed._batch import forget_shared_pacers
 from aurous_embed._http import close_shared_http_clients
 
 
 @pytest.fixture(autouse=True)
-def _close_shared_pools() -> Iterator[None]:
-    """Close the process-wide pool Chroma's embedding functions share after each test.
+def _fresh_process_state() -> Iterator[None]:
+    """Each test starts as a fresh process would: no shared rate-limit model, no shared pool.
 
-    The pool is meant to live as long as the process; in a test session its keep-alive connections
-    would otherwise outlive the emulator they point at and be garbage-collected, unclosed, in some
-    later test (a ResourceWarning there, an error under ``filterwarnings = error``).
+    Clients on the real clock share what they learnt of a key's rate-limit buckets; a test that
+    met a 429 must not hold back the next test that uses the same key and URL (cassettes do).
+    The pool Chroma's embedding functions share is meant to live as long as the process; in a test
+    session its keep-alive connections would otherwise outlive the emulator they point at and be
+    garbage-collected, unclosed, in some later test (a ResourceWarning there, an error under
+    ``filterwarnings = error``).
     """
+    forget_shared_pacers()
     yield
     close_shared_http_clients()

@@ -7,12 +7,13 @@ request) and the async client (worker tasks):
 * :class:`Window` decides what to run next. It pulls inputs lazily from any iterable in chunks,
   lets a ``prefetch`` hook answer some of them at once (cache hits: no request, no worker), keeps at
   most a bounded number of inputs and results in memory, and hands results back in input order.
-* :class:`Controller` is the adaptive concurrency limit (AIMD): it starts at a moderate number,
+* :class:`Controller` is the adaptive concurrency limit (AIMD): it starts at the default maximum,
   doubles per window of successes until the first sign of rate limiting, then grows by one per
   window, and halves on a 429 / 503 ``provider_rate_limited`` (at most once per window).
 * :class:`Pacer` reads ``X-RateLimit-Remaining/Reset`` and the TPM twins from every answer, models
   both token buckets locally and holds a request back until its bucket has a token, so under a
-  rate limit the client sends at the refill rate instead of bouncing off 429s.
+  rate limit the client sends at the refill rate instead of bouncing off 429s. Clients with the
+  same key and base URL share one (``shared_pacer``): the server's buckets are per team.
 
 A failed item does not stop the others; a *fatal* error (bad key, empty balance, budget reached)
 stops new items from being sent.
@@ -32,6 +33,7 @@ from collections.abc import (
     AsyncIterable,
     Awaitable,
     Callable,
+    Hashable,
     Iterable,
     Iterator,
     Mapping,
@@ -39,7 +41,7 @@ from collections.abc import (
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from aurous_embed._config import MAX_RETRY_AFTER
+from aurous_embed._config import DEFAULT_MAX_CONCURRENCY, MAX_RETRY_AFTER
 from aurous_embed._errors import (
     AurousError,
     AuthenticationError,
@@ -80,13 +82,14 @@ ABORT_JOIN = 1.0
 class Controller:
     """AIMD concurrency limit: slow start, then additive increase; halve on rate limiting.
 
-    It starts at 16, not at ``max_concurrency``: a job started right after another one has drained
-    the team's bucket would otherwise send 32 requests into an empty bucket before the first answer
-    shows the rate-limit headers (measured: 2.8% 429s in the 600 RPM benchmark, against 0.3-0.7% from
-    16). The ramp to 32 costs about half a round trip per call.
+    It starts at ``min(maximum, 32)`` (the default ``max_concurrency``): an unknown or unlimited
+    bucket then costs no ramp-up (starting at 16 cost about half a round trip per call), and a
+    bucket this process has seen drained is handled by the shared :class:`Pacer`, which holds
+    requests back until it refills. Only a bucket another process drained meets a first wave of
+    requests blind; their 429s carry ``Retry-After`` and the headers that start the pacing.
     """
 
-    def __init__(self, maximum: int, *, initial: int = 16) -> None:
+    def __init__(self, maximum: int, *, initial: int = DEFAULT_MAX_CONCURRENCY) -> None:
         self.maximum = maximum
         self._limit = float(max(1, min(initial, maximum)))
         self._threshold = math.inf  # slow start until the first rate-limit signal
@@ -238,6 +241,30 @@ class Pacer:
                 wait = parse_retry_after(headers, epoch)
                 if wait is not None:
                     self._blocked_until = max(self._blocked_until, now + wait)
+
+
+#: The process's models of the servers' buckets, one per (base URL, API key): see shared_pacer.
+_SHARED_PACERS: dict[tuple[str, Hashable], Pacer] = {}
+_SHARED_PACERS_LOCK = threading.Lock()
+
+
+def shared_pacer(base_url: str, api_key: Hashable) -> Pacer:
+    """The process's one model of the rate-limit buckets behind ``api_key`` at ``base_url``.
+
+    The server keeps one RPM and one TPM bucket per team, fed by every request the team makes, so
+    every client in this process with the same key and base URL (sync or async, adapters included)
+    paces against the same model: a job that starts after another drained the bucket waits for
+    the refill instead of bouncing off 429s, and two jobs at once share the refill instead of each
+    spending all of it. A stale model does no harm: it refills at the rate it learnt.
+    """
+    with _SHARED_PACERS_LOCK:
+        return _SHARED_PACERS.setdefault((base_url, api_key), Pacer())
+
+
+def forget_shared_pacers() -> None:
+    """Forget every shared model (the test suite starts each test from nothing)."""
+    with _SHARED_PACERS_LOCK:
+        _SHARED_PACERS.clear()
 
 
 def _number(raw: str | None) -> float | None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 import httpx
 
-from aurous_embed._batch import FATAL_ERRORS, Controller, Outcome, Pacer
+from aurous_embed._batch import FATAL_ERRORS, Controller, Outcome, Pacer, shared_pacer
 from aurous_embed._budget import Budget, LocalEstimate, check_max_credits, local_estimate
 from aurous_embed._cache import (
     CacheStats,
@@ -221,15 +221,19 @@ class ClientCore:
         self.max_concurrency = _check_int(max_concurrency, param="max_concurrency")
         self.base_url = _resolve_base_url(base_url)
         self.api_version = _check_api_version(api_version)
+        secret = Secret(key.strip())
         self._settings = HTTPSettings(
             base_url=self.base_url,
-            api_key=Secret(key.strip()),
+            api_key=secret,
             api_version=self.api_version,
             max_retries=self.max_retries,
             clock=clock or SystemClock(),
         )
         self._usage = UsageCounter()
-        self._pacer = Pacer()
+        # One model of the team's buckets per process (see shared_pacer); a client on an injected
+        # clock keeps its own, as its times mean nothing to the others.
+        real_time = clock is None or type(clock) is SystemClock
+        self._pacer = shared_pacer(self.base_url, secret) if real_time else Pacer()
         self._cache = open_cache(cache)
         self._owns_cache = isinstance(cache, (str, os.PathLike))  # we opened it: we close it
         self._cache_urls = bool(cache_urls)

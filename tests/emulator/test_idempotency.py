@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from aurous_embed.testing import Clock, Emulator
-from aurous_embed.testing._idempotency import IdempotencyStore
+from aurous_embed.testing._idempotency import IdempotencyStore, Record
 from tests.emulator.helpers import body, error_of, image_bytes
 
 KEY = "3f1c2a9e-8d7b-4c6a-9e5f-1a2b3c4d5e6f"
@@ -148,6 +150,37 @@ def test_records_expire_and_stay_bounded() -> None:
     assert store.begin("t", "k0", "POST /x", "h", now=5.0).kind == "new"  # evicted
     store.begin("t", "late", "POST /x", "h", now=100.0)
     assert len(store) == 1  # everything older than the window is gone
+
+
+def test_a_full_store_evicts_the_oldest_finished_records_and_keeps_those_in_flight() -> None:
+    store = IdempotencyStore(window=1e9, max_records=3)
+    store.begin("t", "in-flight", "POST /x", "h", now=0.0)  # the oldest, but not finished
+    for i in range(4):
+        outcome = store.begin("t", f"k{i}", "POST /x", "h", now=1.0 + i)
+        store.complete("t", f"k{i}", outcome.record, 200, b"{}", "req")
+    assert len(store) == 3
+    assert store.begin("t", "in-flight", "POST /x", "h", now=9.0).kind == "conflict"  # kept
+    assert store.begin("t", "k3", "POST /x", "h", now=9.0).kind == "replay"
+    assert store.begin("t", "k0", "POST /x", "h", now=9.0).kind == "new"  # the oldest finished
+
+
+def test_a_full_store_does_not_walk_all_its_records_on_every_request() -> None:
+    visited = 0
+
+    class Counting(OrderedDict[tuple[str, str], Record]):
+        def items(self) -> Iterator[tuple[tuple[str, str], Record]]:  # type: ignore[override]
+            nonlocal visited
+            for pair in super().items():
+                visited += 1
+                yield pair
+
+    store = IdempotencyStore(window=1e9, max_records=1_000)
+    store._records = Counting()
+    for i in range(1_100):
+        outcome = store.begin("t", f"k{i}", "POST /x", "h", now=float(i))
+        store.complete("t", f"k{i}", outcome.record, 200, b"{}", "req")
+    assert len(store) == 1_000
+    assert visited < 5 * 1_100  # a few records per request, not the whole store (~100,000)
 
 
 def test_in_flight_record_of_an_old_owner_is_not_overwritten() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import threading
@@ -17,6 +18,7 @@ from aurous_embed import (
     BatchEmbeddingError,
     InputValidationError,
     MissingDependencyError,
+    SystemClock,
 )
 from aurous_embed._batch import CHUNK, Controller, Pacer
 from tests.unit.conftest import (
@@ -56,6 +58,11 @@ def test_controller_slow_start_then_additive_increase_and_halving() -> None:
     assert ctl.limit == 64  # capped at max_concurrency
     ctl.rate_limited()
     assert ctl.limit == 32
+
+
+def test_controller_starts_at_the_default_maximum_concurrency() -> None:
+    assert Controller(64).limit == 32  # no ramp-up from a lower start; above 32, slow start
+    assert Controller(8).limit == 8
 
 
 def test_controller_never_below_one() -> None:
@@ -175,6 +182,78 @@ def test_sequential_calls_are_paced_instead_of_bouncing_off_429s(clock: FakeCloc
     assert server.statuses.count(429) <= 1
     elapsed = clock.now - 1_800_000_000.0
     assert elapsed == pytest.approx((60 - 5) / 2.0, rel=0.1)  # at the refill rate, not slower
+
+
+@pytest.fixture
+def system_clock_is(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> FakeClock:
+    """Clients on the default clock (which share rate-limit models) read and sleep on ``clock``."""
+    monkeypatch.setattr(SystemClock, "time", lambda self: clock.time())
+    monkeypatch.setattr(SystemClock, "monotonic", lambda self: clock.monotonic())
+    monkeypatch.setattr(SystemClock, "sleep", lambda self, seconds: clock.sleep(seconds))
+
+    async def asleep(self: SystemClock, seconds: float) -> None:
+        clock.sleep(seconds)
+
+    monkeypatch.setattr(SystemClock, "asleep", asleep)
+    return clock
+
+
+def test_clients_with_one_key_share_what_they_learnt_of_its_buckets(
+    system_clock_is: FakeClock,
+) -> None:
+    clock = system_clock_is
+    server = BucketAPI(clock, capacity=5, per_second=2.0)
+
+    def client(key: str = API_KEY) -> AurousClient:
+        http = httpx.Client(transport=httpx.MockTransport(server))
+        return AurousClient(key, base_url=BASE_URL, http_client=http)
+
+    with client() as first:
+        for i in range(5):
+            first.embed(f"a{i}")  # the burst: the bucket is empty now, and the answers said so
+    assert server.statuses == [200] * 5 and clock.sleeps == []
+    with client() as second:  # a new client, the same key: it knows, and waits for the refill
+        for i in range(4):
+            second.embed(f"b{i}")
+    assert server.statuses[5:] == [200] * 4
+    # About the refill rate, 2 per second (the model leans low: resets come in whole seconds).
+    assert 4 / 2.0 <= sum(clock.sleeps) <= 1.3 * 4 / 2.0
+
+    async def run_async() -> None:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(server))
+        async with AsyncAurousClient(API_KEY, base_url=BASE_URL, http_client=http) as aclient:
+            await aclient.embed("c")
+
+    asyncio.run(run_async())  # the async client shares the model too
+    assert server.statuses[9:] == [200]
+
+    waits = len(clock.sleeps)
+    with client("al_live_" + "f" * 64) as other:  # another key's buckets are not this one's
+        other.embed("d")
+    assert len(clock.sleeps) == waits  # so it does not wait (this fake has one bucket for all keys)
+
+
+def test_a_client_on_an_injected_clock_keeps_its_own_rate_limit_model(
+    system_clock_is: FakeClock,
+) -> None:
+    clock = system_clock_is
+    server = BucketAPI(clock, capacity=2, per_second=1.0)
+    for _ in range(2):
+        with AurousClient(
+            API_KEY,
+            base_url=BASE_URL,
+            http_client=httpx.Client(transport=httpx.MockTransport(server)),
+        ) as shared:
+            shared.embed("a")
+    own = AurousClient(
+        API_KEY,
+        base_url=BASE_URL,
+        clock=clock,  # injected (that it tells the same time here is not for the client to know)
+        http_client=httpx.Client(transport=httpx.MockTransport(server)),
+    )
+    with own:
+        own.embed("b")
+    assert server.statuses == [200, 200, 429, 200]  # it learnt from its own 429, nothing shared
 
 
 # --- streaming -----------------------------------------------------------------------------------
