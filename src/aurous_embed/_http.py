@@ -52,7 +52,7 @@ class Pacing:
     """Rate-limit awareness for one call: every attempt waits for the pacer and feeds it back.
 
     Attributes:
-        pacer: the client's model of the server's request and token buckets.
+        pacer: the model of the server's request and token buckets (see ``shared_pacer``).
         tokens: this request's (estimated) token cost, for the TPM bucket.
         on_rate_limited: told about every 429 / 503 ``rate_limit`` answer (the AIMD controller).
     """
