@@ -85,8 +85,9 @@ class Controller:
     It starts at ``min(maximum, 32)`` (the default ``max_concurrency``): an unknown or unlimited
     bucket then costs no ramp-up (starting at 16 cost about half a round trip per call), and a
     bucket this process has seen drained is handled by the shared :class:`Pacer`, which holds
-    requests back until it refills. Only a bucket another process drained meets a first wave of
-    requests blind; their 429s carry ``Retry-After`` and the headers that start the pacing.
+    requests back until it refills. Only a bucket drained by something this process has not seen
+    (another process, another library) meets a first wave of requests blind; their 429s carry
+    ``Retry-After`` and the headers that start the pacing.
     """
 
     def __init__(self, maximum: int, *, initial: int = DEFAULT_MAX_CONCURRENCY) -> None:
