@@ -62,8 +62,13 @@ def main() -> None:
         cache = SQLiteCache(path)
         started = time.perf_counter()
         keys = [
-            cache_key(text, model=MODEL, api_version=None, dimensions=None, cache_urls=False)
+            key
             for text in corpus
+            if (
+                key := cache_key(
+                    text, model=MODEL, api_version=None, dimensions=None, cache_urls=False
+                )
+            )
         ]
         found = sum(len(cache.get_many(keys[i : i + 512])) for i in range(0, len(keys), 512))
         wall = time.perf_counter() - started

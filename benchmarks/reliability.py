@@ -18,6 +18,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -26,7 +27,6 @@ from aurous_embed._config import CONFLICT_MAX_WAIT
 from aurous_embed.testing import Emulator, EmulatorStats, FastClock, Faults
 from benchmarks._harness import Counter, machine, table
 
-LIMITS = {"rpm": 1e9, "rpm_burst": 1e9, "tpm": 1e12, "credits": 1e9, "native_dimension": 64}
 KINDS = ("status=500", "status=502", "status=503", "rate_limit", "reset", "slow")
 
 
@@ -41,8 +41,13 @@ class Run:
     wall: float
 
 
+def unlimited(**options: Any) -> Emulator:
+    """An emulator without rate or credit limits and with short (64-float) vectors."""
+    return Emulator(rpm=1e9, rpm_burst=1e9, tpm=1e12, credits=1e9, native_dimension=64, **options)
+
+
 def reference(inputs: Sequence[str], concurrency: int) -> list[list[float]]:
-    emulator = Emulator(**LIMITS)  # fault-free, mounted in-process (no socket needed)
+    emulator = unlimited()  # fault-free, mounted in-process (no socket needed)
 
     async def embed_all() -> list[EmbeddingResult]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=emulator.app)) as http:
@@ -66,7 +71,7 @@ def run(mode: str, inputs: Sequence[str], faults: Faults, args: argparse.Namespa
     async def acount_attempt(request: httpx.Request) -> None:
         count_attempt(request)
 
-    with Emulator(faults=faults, clock=clock, **LIMITS) as emulator:
+    with unlimited(faults=faults, clock=clock) as emulator:
         options = {
             "base_url": emulator.base_url,
             "max_retries": args.max_retries,

@@ -297,6 +297,20 @@ class AsyncAurousClient(ClientCore):
         max_credits: float | None = ...,
         as_numpy: Literal[True],
     ) -> numpy.ndarray[Any, Any]: ...
+    @overload
+    async def embed_many(
+        self,
+        inputs: Iterable[EmbedInput],
+        *,
+        model: str | None = ...,
+        dimensions: int | None = ...,
+        user: str | None = ...,
+        concurrency: int | None = ...,
+        on_progress: ProgressCallback | None = ...,
+        show_progress: bool = ...,
+        max_credits: float | None = ...,
+        as_numpy: bool,
+    ) -> list[EmbeddingResult] | numpy.ndarray[Any, Any]: ...
     async def embed_many(
         self,
         inputs: Iterable[EmbedInput],

@@ -285,6 +285,20 @@ class AurousClient(ClientCore):
         max_credits: float | None = ...,
         as_numpy: Literal[True],
     ) -> numpy.ndarray[Any, Any]: ...
+    @overload
+    def embed_many(
+        self,
+        inputs: Iterable[EmbedInput],
+        *,
+        model: str | None = ...,
+        dimensions: int | None = ...,
+        user: str | None = ...,
+        concurrency: int | None = ...,
+        on_progress: ProgressCallback | None = ...,
+        show_progress: bool = ...,
+        max_credits: float | None = ...,
+        as_numpy: bool,
+    ) -> list[EmbeddingResult] | numpy.ndarray[Any, Any]: ...
     def embed_many(
         self,
         inputs: Iterable[EmbedInput],
