@@ -1,7 +1,8 @@
 """Client CPU per 1,000 requests: aurous-embed vs raw httpx, against the emulator at zero latency.
 
 Each pairing does the same work (POST one input, parse the JSON answer) the same way (sequential,
-32 threads, or 32 asyncio tasks). Only the client process's CPU is counted (the emulator runs in its
+32 threads, or 32 asyncio tasks). The async client runs twice: with its default (aiohttp when the
+``speedups`` extra is installed) and over httpx, like the raw row. Only the client process's CPU is counted (the emulator runs in its
 own process). Every configuration runs ``--repeat`` times; the best run counts.
 
 Run: ``python -m benchmarks.overhead [--n 1000] [--repeat 3]``
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from aurous_embed import AsyncAurousClient, AurousClient
-from benchmarks._harness import UNLIMITED, Server, machine, serve, table
+from aurous_embed._http import HTTPBackend
+from benchmarks._harness import UNLIMITED, Server, async_default, machine, serve, table
 
 MODEL = "aurous-embed-vision-1.0"
 C = 32
@@ -79,9 +82,11 @@ def raw_async(server: Server, inputs: list[str]) -> None:
     asyncio.run(run())
 
 
-def ours_async(server: Server, inputs: list[str]) -> None:
+def ours_async(server: Server, inputs: list[str], backend: HTTPBackend = "auto") -> None:
     async def run() -> None:
-        async with AsyncAurousClient(server.api_key, base_url=server.base_url) as client:
+        async with AsyncAurousClient(
+            server.api_key, base_url=server.base_url, http_backend=backend
+        ) as client:
             await client.embed_many(inputs)
 
     asyncio.run(run())
@@ -92,7 +97,12 @@ PAIRS: list[
 ] = [
     ("sequential (embed in a loop)", raw_sequential, ours_sequential),
     (f"{C} threads (sync embed_many)", raw_threads, ours_threads),
-    (f"{C} tasks (async embed_many)", raw_async, ours_async),
+    (f"{C} tasks (async embed_many, {async_default()})", raw_async, ours_async),
+    (
+        f'{C} tasks (async embed_many, http_backend="httpx")',
+        raw_async,
+        functools.partial(ours_async, backend="httpx"),
+    ),
 ]
 
 

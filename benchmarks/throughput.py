@@ -5,7 +5,8 @@ Scenario 2, the emulator limited to 600 requests/min (burst 120): the limit is R
 
 Rows: the OpenAI Python SDK in a sequential loop (the documented migration path), ``AsyncOpenAI``
 with an unbounded ``asyncio.gather`` (the docs' other suggestion), a naive httpx loop, and
-aurous-embed's sync and async ``embed_many`` with default settings.
+aurous-embed's sync and async ``embed_many`` with default settings (the async client sends with
+aiohttp when the ``speedups`` extra is installed), and the async client again over httpx.
 
 Fairness: every row starts after a full garbage collection (no row pays for the previous row's
 garbage) and keeps what it received (1,000 vectors, as a user would); the clock stops when the row
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import threading
 import time
@@ -36,7 +38,17 @@ from typing import Any
 import httpx
 
 from aurous_embed import AsyncAurousClient, AurousClient, BatchEmbeddingError
-from benchmarks._harness import UNLIMITED, Counter, RetryLog, Server, machine, serve, table
+from aurous_embed._http import HTTPBackend
+from benchmarks._harness import (
+    UNLIMITED,
+    Counter,
+    RetryLog,
+    Server,
+    async_default,
+    machine,
+    serve,
+    table,
+)
 
 MODEL = "aurous-embed-vision-1.0"
 C = 32  # aurous-embed's default max_concurrency
@@ -145,10 +157,14 @@ def ours_sync(server: Server, inputs: list[str], counter: Counter) -> Result:
             counter.add_retries(len(inputs), log)
 
 
-def ours_async(server: Server, inputs: list[str], counter: Counter) -> Result:
+def ours_async(
+    server: Server, inputs: list[str], counter: Counter, backend: HTTPBackend = "auto"
+) -> Result:
     async def run() -> Result:
         with RetryLog() as log:
-            async with AsyncAurousClient(server.api_key, base_url=server.base_url) as client:
+            async with AsyncAurousClient(
+                server.api_key, base_url=server.base_url, http_backend=backend
+            ) as client:
                 try:
                     return 0, await client.embed_many(inputs)
                 except BatchEmbeddingError as exc:
@@ -165,7 +181,12 @@ ROWS: list[tuple[str, Callable[[Server, list[str], Counter], Result], bool]] = [
     ("httpx, sequential loop", httpx_sequential, True),
     (f"httpx, {C} threads, no retries or checks", httpx_threads, False),
     ("aurous-embed sync embed_many", ours_sync, False),
-    ("aurous-embed async embed_many", ours_async, False),
+    (f"aurous-embed async embed_many ({async_default()})", ours_async, False),
+    (
+        'aurous-embed async embed_many, http_backend="httpx"',
+        functools.partial(ours_async, backend="httpx"),
+        False,
+    ),
 ]
 
 

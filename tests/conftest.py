@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from aurous_embed._batch import forget_shared_pacers
-from aurous_embed._http import close_shared_http_clients
+from aurous_embed._http import HTTPBackend, close_shared_http_clients
 
 
 @pytest.fixture(autouse=True)
@@ -24,3 +24,10 @@ def _fresh_process_state() -> Iterator[None]:
     forget_shared_pacers()
     yield
     close_shared_http_clients()
+
+
+@pytest.fixture(params=["httpx", "aiohttp"])
+def http_backend(request: pytest.FixtureRequest) -> HTTPBackend:
+    """Each library the async client can send with (``AsyncAurousClient(http_backend=...)``)."""
+    backend: HTTPBackend = request.param
+    return backend

@@ -36,14 +36,17 @@ from aurous_embed._core import (
     unpacked,
     upload_form,
 )
-from aurous_embed._errors import AurousError
+from aurous_embed._errors import AurousError, InputValidationError
 from aurous_embed._http import (
     ONE_CONNECTION,
     AsyncRequester,
+    HTTPBackend,
     Lanes,
+    check_http_backend,
     default_ssl_context,
     env_proxies_configured,
     new_idempotency_key,
+    uses_aiohttp,
 )
 from aurous_embed._parts import EmbedInput, normalize_input
 from aurous_embed._progress import progress_callback
@@ -66,15 +69,22 @@ if TYPE_CHECKING:
 
 
 class _Connections:
-    """One event loop's lanes (connections belong to the loop that opened them).
+    """One event loop's connections (they belong to the loop that opened them).
 
-    A lane is a bare one-connection transport that gets requests directly (see ``direct_request``),
-    or a small client when the environment names a proxy (the client routes through it).
+    Over aiohttp (see :mod:`aurous_embed._aiohttp`): one session, whose pool keeps a connection per
+    request in flight. Over httpx: lanes, each a bare one-connection transport that gets requests
+    directly (see ``direct_request``), or a small client when the environment names a proxy (the
+    client routes through it; aiohttp is not used then).
     """
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, backend: HTTPBackend) -> None:
         self._timeout = timeout
         self._direct = not env_proxies_configured()
+        self._session: httpx.AsyncBaseTransport | None = None
+        if self._direct and uses_aiohttp(backend):
+            from aurous_embed._aiohttp import AiohttpTransport
+
+            self._session = AiohttpTransport(default_ssl_context())
         self._lanes: Lanes[httpx.AsyncClient | httpx.AsyncBaseTransport] = Lanes(self._new_lane)
 
     @property
@@ -90,12 +100,18 @@ class _Connections:
 
     @contextlib.asynccontextmanager
     async def lease(self) -> AsyncIterator[httpx.AsyncClient | httpx.AsyncBaseTransport]:
+        if self._session is not None:
+            self._lanes.check_open()
+            yield self._session
+            return
         with self._lanes.lease() as http:
             yield http
 
     async def aclose(self) -> None:
         for http in self._lanes.close_all():
             await http.aclose()
+        if self._session is not None:
+            await self._session.aclose()
 
 
 async def _close_at_loop_shutdown(connections: _Connections) -> AsyncIterator[None]:
@@ -107,7 +123,14 @@ async def _close_at_loop_shutdown(connections: _Connections) -> AsyncIterator[No
 
 
 class AsyncAurousClient(ClientCore):
-    """Asynchronous client; the same parameters and method names as :class:`AurousClient`.
+    """Asynchronous client; the same parameters and method names as :class:`AurousClient`, plus:
+
+    Args:
+        http_backend: which library carries the requests of the client's own connections.
+            ``"auto"`` (default): aiohttp when it is installed (extra ``speedups``; about 2.5x less
+            CPU per request, see :mod:`aurous_embed._aiohttp`), else httpx. ``"httpx"`` or
+            ``"aiohttp"`` to choose. The same requests, errors and retries either way; httpx
+            whenever the environment names a proxy. Not used with ``http_client=``.
 
     Example:
         >>> async with AsyncAurousClient() as client:  # doctest: +SKIP
@@ -129,6 +152,7 @@ class AsyncAurousClient(ClientCore):
         cache_urls: bool = False,
         max_credits: float | None = None,
         clock: Clock | None = None,
+        http_backend: HTTPBackend = "auto",
     ) -> None:
         super().__init__(
             api_key,
@@ -143,6 +167,13 @@ class AsyncAurousClient(ClientCore):
             max_credits=max_credits,
             clock=clock,
         )
+        self.http_backend = check_http_backend(http_backend)
+        if http_client is not None and http_backend == "aiohttp":
+            raise InputValidationError(
+                'http_backend="aiohttp" and http_client= are exclusive (requests go through '
+                "the http_client you pass)",
+                param="http_backend",
+            )
         self._user_http = http_client
         self._connections: _Connections | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -163,7 +194,7 @@ class AsyncAurousClient(ClientCore):
             self._loop, self._slots = loop, asyncio.Semaphore(self.max_concurrency)
             self._connections = None
             if self._user_http is None:
-                self._connections = _Connections(self.timeout)
+                self._connections = _Connections(self.timeout, self.http_backend)
                 # Held here so it lives as long as the loop (dropping the previous one lets its
                 # loop finalise it, which closes the previous connections).
                 self._loop_guard = _close_at_loop_shutdown(self._connections)

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from aurous_embed import AsyncAurousClient, AurousClient
+from aurous_embed._http import HTTPBackend
 from aurous_embed.testing import Emulator, Faults
 
 SLOW = 30.0  # seconds each request would take
@@ -75,9 +76,13 @@ def test_breaking_out_of_a_stream_stops_it_within_a_second(slow_emulator: Emulat
     assert emu.stats.max_concurrency == IN_FLIGHT  # nothing sent after the stop
 
 
-async def test_cancelling_an_async_batch_stops_it_within_a_second(slow_emulator: Emulator) -> None:
+async def test_cancelling_an_async_batch_stops_it_within_a_second(
+    slow_emulator: Emulator, http_backend: HTTPBackend
+) -> None:
     emu = slow_emulator
-    client = AsyncAurousClient(emu.api_key, base_url=emu.base_url, max_concurrency=IN_FLIGHT)
+    client = AsyncAurousClient(
+        emu.api_key, base_url=emu.base_url, max_concurrency=IN_FLIGHT, http_backend=http_backend
+    )
     task = asyncio.ensure_future(client.embed_many([f"text {i}" for i in range(100)]))
     await asyncio.to_thread(emu.wait_until, lambda s: s.in_flight >= IN_FLIGHT, 20)
     started = time.monotonic()
@@ -94,9 +99,13 @@ async def test_cancelling_an_async_batch_stops_it_within_a_second(slow_emulator:
         gc.collect()
 
 
-def test_a_cancelled_async_batch_in_asyncio_run_leaves_no_warnings(slow_emulator: Emulator) -> None:
+def test_a_cancelled_async_batch_in_asyncio_run_leaves_no_warnings(
+    slow_emulator: Emulator, http_backend: HTTPBackend
+) -> None:
     emu = slow_emulator
-    client = AsyncAurousClient(emu.api_key, base_url=emu.base_url, max_concurrency=IN_FLIGHT)
+    client = AsyncAurousClient(
+        emu.api_key, base_url=emu.base_url, max_concurrency=IN_FLIGHT, http_backend=http_backend
+    )
 
     async def main() -> None:
         task = asyncio.ensure_future(client.embed_many([f"text {i}" for i in range(50)]))

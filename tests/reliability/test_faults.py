@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from aurous_embed import AsyncAurousClient, AurousClient, EmbeddingResult
+from aurous_embed._http import HTTPBackend
 from aurous_embed.testing import Emulator, FastClock
 from tests.reliability.helpers import FAULT_MIX, TIMEOUT, UNLIMITED, corpus, fast_clock
 
@@ -113,7 +114,7 @@ def test_sync_embed_many_survives_the_fault_mix(
 
 
 async def test_async_embed_many_survives_the_fault_mix(
-    faulty: Emulator, clock: FastClock, reference: list[list[float]]
+    faulty: Emulator, clock: FastClock, reference: list[list[float]], http_backend: HTTPBackend
 ) -> None:
     async with AsyncAurousClient(
         faulty.api_key,
@@ -121,6 +122,7 @@ async def test_async_embed_many_survives_the_fault_mix(
         timeout=TIMEOUT,
         max_retries=MAX_RETRIES,
         clock=clock,
+        http_backend=http_backend,
     ) as client:
         results = await client.embed_many(INPUTS, concurrency=CONCURRENCY)
         usage = client.usage

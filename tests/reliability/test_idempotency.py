@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Literal
 
 import pytest
 
@@ -21,6 +22,7 @@ from aurous_embed import (
     IdempotencyConflictError,
 )
 from aurous_embed._config import CONFLICT_BACKOFF_INITIAL
+from aurous_embed._http import HTTPBackend
 from aurous_embed.testing import Emulator
 from tests.reliability.helpers import UNLIMITED
 from tests.unit.conftest import FakeClock
@@ -69,24 +71,28 @@ def sync_embed(
 
 
 async def async_embed(
-    emulator: Emulator, clock: ReleasingClock, text: str
+    emulator: Emulator, clock: ReleasingClock, text: str, backend: HTTPBackend
 ) -> tuple[EmbeddingResult, float]:
     async with AsyncAurousClient(
-        emulator.api_key, base_url=emulator.base_url, timeout=TIMEOUT, clock=clock
+        emulator.api_key,
+        base_url=emulator.base_url,
+        timeout=TIMEOUT,
+        clock=clock,
+        http_backend=backend,
     ) as client:
         result = await client.embed(text)
         return result, client.usage.credits_charged
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("mode", ["sync", "httpx", "aiohttp"])
 async def test_timed_out_call_waits_out_409_and_ends_with_the_replay_charged_once(
-    emulator: Emulator, clock: ReleasingClock, mode: str
+    emulator: Emulator, clock: ReleasingClock, mode: Literal["sync", "httpx", "aiohttp"]
 ) -> None:
     emulator.queue_faults(HELD)  # only the first attempt is held
     if mode == "sync":
         result, credits = sync_embed(emulator, clock, "held past the timeout")
     else:
-        result, credits = await async_embed(emulator, clock, "held past the timeout")
+        result, credits = await async_embed(emulator, clock, "held past the timeout", mode)
 
     stats = emulator.stats
     # attempt 1: held, answered 200 after the client gave up; attempt 2: 409 (still running);
@@ -106,9 +112,9 @@ async def test_timed_out_call_waits_out_409_and_ends_with_the_replay_charged_onc
     assert credits > 0
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("mode", ["sync", "httpx", "aiohttp"])
 async def test_timed_out_call_whose_first_attempt_fails_runs_again_and_is_charged_once(
-    emulator: Emulator, clock: ReleasingClock, mode: str
+    emulator: Emulator, clock: ReleasingClock, mode: Literal["sync", "httpx", "aiohttp"]
 ) -> None:
     emulator.queue_faults(
         HELD + ", status=500"
@@ -116,7 +122,7 @@ async def test_timed_out_call_whose_first_attempt_fails_runs_again_and_is_charge
     if mode == "sync":
         result, credits = sync_embed(emulator, clock, "held, then failed")
     else:
-        result, credits = await async_embed(emulator, clock, "held, then failed")
+        result, credits = await async_embed(emulator, clock, "held, then failed", mode)
 
     stats = emulator.stats
     assert stats.by_status == {500: 1, 409: 1, 200: 1}

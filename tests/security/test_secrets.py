@@ -186,8 +186,9 @@ async def test_debug_logs_of_real_requests_never_show_the_key(
     with AurousClient(KEY, base_url=url, max_retries=6, clock=clock) as client:
         client.embed("logged")
         client.embed_many(["one", "two", "three"])
-    async with AsyncAurousClient(KEY, base_url=url) as aclient:
-        await aclient.embed_many(["four", "five"])
+    for backend in ("httpx", "aiohttp"):
+        async with AsyncAurousClient(KEY, base_url=url, http_backend=backend) as aclient:
+            await aclient.embed_many(["four", "five"])
     with AurousClient(WRONG_KEY, base_url=url) as wrong, pytest.raises(AuthenticationError):
         wrong.embed("refused")
     lc = AurousEmbeddings(api_key=KEY, base_url=url)

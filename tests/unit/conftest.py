@@ -15,6 +15,15 @@ from aurous_embed import AsyncAurousClient, AurousClient
 
 API_KEY = "al_live_" + "0123456789abcdef" * 4
 BASE_URL = "https://api.test.invalid/v1"
+#: The environment variables that name a proxy (httpx and aiohttp read the same ones).
+PROXY_VARIABLES = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+)
 
 
 def embedding_body(vector: list[float] | str | None = None, **usage: Any) -> dict[str, Any]:
@@ -134,3 +143,9 @@ def aclient(api: FakeAPI, clock: FakeClock) -> AsyncAurousClient:
         http_client=httpx.AsyncClient(transport=httpx.MockTransport(api)),
         clock=clock,
     )
+
+
+@pytest.fixture
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)

@@ -18,24 +18,11 @@ import pytest
 import aurous_embed._http as http_module
 from aurous_embed import AsyncAurousClient, AurousClient
 from aurous_embed._async_client import _Connections
+from aurous_embed._http import HTTP_BACKENDS, HTTPBackend
+from tests.unit.conftest import PROXY_VARIABLES, embedding_body
 
 API_KEY = "al_live_" + "7" * 64
-PROXY_VARIABLES = (
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-)
-BODY = json.dumps(
-    {
-        "object": "list",
-        "data": [{"object": "embedding", "index": 0, "embedding": [0.5, 0.25, -0.125]}],
-        "model": "aurous-embed-vision-1.0",
-        "usage": {"prompt_tokens": 2, "total_tokens": 2},
-    }
-).encode()
+BODY = json.dumps(embedding_body([0.5, 0.25, -0.125], tokens=2)).encode()
 
 
 class Recorder(ThreadingHTTPServer):
@@ -79,12 +66,6 @@ def server() -> Iterator[Recorder]:
         thread.join()
 
 
-@pytest.fixture
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-
-
 def without_idempotency_key(headers: dict[str, str]) -> dict[str, str]:
     assert len(headers.pop("idempotency-key")) == 36
     return headers
@@ -113,19 +94,27 @@ def test_own_pool_sends_what_an_httpx_client_sends(server: Recorder) -> None:
 
 
 @pytest.mark.usefixtures("no_proxy")
-async def test_async_lanes_send_what_an_httpx_client_sends(server: Recorder) -> None:
-    async with AsyncAurousClient(API_KEY, base_url=server.base_url) as own:
+async def test_async_lanes_send_what_an_httpx_client_sends(
+    server: Recorder, http_backend: HTTPBackend
+) -> None:
+    async with AsyncAurousClient(
+        API_KEY, base_url=server.base_url, http_backend=http_backend
+    ) as own:
         results = await own.embed_many(["a", "b", "c"])
         connections = await own._for_loop()
         assert connections is not None and connections._direct
+        assert (connections._session is not None) is (http_backend == "aiohttp")
     async with (
         httpx.AsyncClient() as http,
         AsyncAurousClient(API_KEY, base_url=server.base_url, http_client=http) as theirs,
     ):
         await theirs.embed("d")
     assert [r.embedding for r in results] == [[0.5, 0.25, -0.125]] * 3
-    names = [set(without_idempotency_key(headers)) for _, headers, _ in server.seen]
-    assert names[0] == names[1] == names[2] == names[3]
+    seen = [without_idempotency_key(headers) for _, headers, _ in server.seen]
+    assert set(seen[0]) == set(seen[1]) == set(seen[2]) == set(seen[3])
+    for name in ("x-api-key", "accept", "user-agent", "content-type", "content-length", "host"):
+        assert seen[0][name] == seen[3][name], name
+    assert "gzip" in seen[0]["accept-encoding"]
     assert sorted(json.loads(body)["input"] for _, _, body in server.seen) == ["a", "b", "c", "d"]
 
 
@@ -137,13 +126,16 @@ def test_a_proxy_in_the_environment_keeps_requests_on_the_httpx_client(
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     with AurousClient(API_KEY) as client:
         assert client._requester.lanes is None
-    assert isinstance(_Connections(5.0)._new_lane(), httpx.AsyncClient)
+    for backend in HTTP_BACKENDS:  # aiohttp is not used either: it would not route via the proxy
+        connections = _Connections(5.0, backend)
+        assert connections._session is None
+        assert isinstance(connections._new_lane(), httpx.AsyncClient)
     monkeypatch.delenv("HTTPS_PROXY")
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     with AurousClient(API_KEY) as client:
         assert client._requester.lanes is not None
-    assert isinstance(_Connections(5.0)._new_lane(), httpx.AsyncHTTPTransport)
+    assert isinstance(_Connections(5.0, "httpx")._new_lane(), httpx.AsyncHTTPTransport)
 
 
 async def test_one_tls_context_for_every_pool(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -158,7 +150,7 @@ async def test_one_tls_context_for_every_pool(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(http_module, "_SSL_CONTEXTS", {})
     monkeypatch.setattr(httpx, "create_ssl_context", counting)
     clients = [AurousClient(API_KEY) for _ in range(3)]
-    connections = _Connections(5.0)
+    connections = _Connections(5.0, "httpx")
     lanes = [connections._new_lane() for _ in range(8)]
     assert len(built) == 1
     monkeypatch.setenv("SSL_CERT_FILE", certifi.where())  # a changed CA setting is honoured
