@@ -127,8 +127,8 @@ class AsyncAurousClient(ClientCore):
 
     Args:
         http_backend: which library carries the requests of the client's own connections.
-            ``"auto"`` (default): aiohttp when it is installed (extra ``speedups``; about 2.5x less
-            CPU per request, see :mod:`aurous_embed._aiohttp`), else httpx. ``"httpx"`` or
+            ``"auto"`` (default): aiohttp when it is installed (extra ``speedups``; about 40% less
+            client CPU per request, see :mod:`aurous_embed._aiohttp`), else httpx. ``"httpx"`` or
             ``"aiohttp"`` to choose. The same requests, errors and retries either way; httpx
             whenever the environment names a proxy. Not used with ``http_client=``.
 
