@@ -18,15 +18,6 @@ from dataclasses import dataclass, field
 
 KEY = "al_live_" + "be" * 32
 #: Options that lift the emulator's default rate limits and balance.
-
-
-def async_default() -> str:
-    """What ``AsyncAurousClient`` sends with by default here (aiohttp when ``speedups`` is in)."""
-    from aurous_embed._http import uses_aiohttp
-
-    return "default: aiohttp" if uses_aiohttp("auto") else "default: httpx"
-
-
 UNLIMITED = ("--rpm", "1e9", "--rpm-burst", "1e9", "--tpm", "1e12", "--credits", "1e12")
 
 
@@ -124,6 +115,13 @@ class RetryLog(logging.Handler):
         logger = logging.getLogger("aurous_embed")
         logger.removeHandler(self)
         logger.setLevel(self._level)
+
+
+def async_default() -> str:
+    """What ``AsyncAurousClient`` sends with by default here (aiohttp when ``speedups`` is in)."""
+    from aurous_embed._http import uses_aiohttp
+
+    return "default: aiohttp" if uses_aiohttp("auto") else "default: httpx"
 
 
 def machine() -> str:

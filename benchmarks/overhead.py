@@ -2,8 +2,9 @@
 
 Each pairing does the same work (POST one input, parse the JSON answer) the same way (sequential,
 32 threads, or 32 asyncio tasks). The async client runs twice: with its default (aiohttp when the
-``speedups`` extra is installed) and over httpx, like the raw row. Only the client process's CPU is counted (the emulator runs in its
-own process). Every configuration runs ``--repeat`` times; the best run counts.
+``speedups`` extra is installed) and over httpx, like the raw row. Only the client process's CPU is
+counted (the emulator runs in its own process). Every configuration runs ``--repeat`` times; the
+best run counts.
 
 Run: ``python -m benchmarks.overhead [--n 1000] [--repeat 3]``
 """

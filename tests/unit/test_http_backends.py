@@ -14,7 +14,7 @@ import json
 import logging
 import socket
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -50,11 +50,13 @@ class HangUpAfter:
 
 
 Action = bytes | HangUpAfter | None
+HOLD = b"hold"
 
 
 @dataclass
 class Server:
-    """Answers the n-th request with the n-th action: bytes to send, or None to hang up."""
+    """Answers the n-th request with the n-th action: bytes to send, ``HangUpAfter(bytes)``,
+    ``None`` to hang up at once, or ``HOLD`` to never answer."""
 
     actions: list[Action]
     requests: list[dict[str, str]] = field(default_factory=list)
@@ -74,7 +76,7 @@ class Server:
                 await reader.readexactly(int(headers.get("content-length", 0)))
                 self.requests.append(headers)
                 action = self.actions[len(self.requests) - 1]
-                if action == b"hold":
+                if action == HOLD:
                     await self.hold.wait()
                     return
                 if action is None:
@@ -89,35 +91,26 @@ class Server:
             writer.close()
 
 
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[..., Server]]:
-    servers: list[asyncio.Server] = []
-    started: list[Server] = []
+Serve = Callable[..., Awaitable[Server]]
 
-    def start(*actions: Action) -> Server:
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    """Start a loopback server that answers with ``actions`` (stopped after the test)."""
+    started: list[tuple[Server, asyncio.Server]] = []
+
+    async def start(*actions: Action) -> Server:
         server = Server(list(actions))
-        started.append(server)
+        listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+        server.port = listener.sockets[0].getsockname()[1]
+        started.append((server, listener))
         return server
 
-    async def run() -> None:
-        for server in started:
-            listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
-            server.port = listener.sockets[0].getsockname()[1]
-            servers.append(listener)
-
-    start.run = run  # type: ignore[attr-defined]
     yield start
-    for server in started:
+    for server, listener in started:
         server.hold.set()
-    for listener in servers:
         listener.close()
         await listener.wait_closed()
-
-
-async def started(serve: Callable[..., Server], *actions: Action) -> Server:
-    server = serve(*actions)
-    await serve.run()  # type: ignore[attr-defined]
-    return server
 
 
 def client(server: Server, backend: HTTPBackend, **options: object) -> AsyncAurousClient:
@@ -129,10 +122,8 @@ def client(server: Server, backend: HTTPBackend, **options: object) -> AsyncAuro
     )
 
 
-async def test_an_answer_is_parsed_the_same(
-    serve: Callable[..., Server], http_backend: HTTPBackend
-) -> None:
-    server = await started(serve, answer())
+async def test_an_answer_is_parsed_the_same(serve: Serve, http_backend: HTTPBackend) -> None:
+    server = await serve(answer())
     async with client(server, http_backend) as aclient:
         result = await aclient.embed("x")
     assert result.embedding == [0.5, 0.25, -0.125]
@@ -148,9 +139,9 @@ async def test_an_answer_is_parsed_the_same(
     ],
 )
 async def test_failures_after_sending_may_have_reached_the_server(
-    serve: Callable[..., Server], http_backend: HTTPBackend, action: Action
+    serve: Serve, http_backend: HTTPBackend, action: Action
 ) -> None:
-    server = await started(serve, action)
+    server = await serve(action)
     async with client(server, http_backend, max_retries=0) as aclient:
         with pytest.raises(APIConnectionError) as info:
             await aclient.embed("x")
@@ -174,9 +165,9 @@ async def test_a_refused_connection_never_reached_the_server(http_backend: HTTPB
 
 
 async def test_no_answer_within_the_timeout_is_a_timeout(
-    serve: Callable[..., Server], http_backend: HTTPBackend
+    serve: Serve, http_backend: HTTPBackend
 ) -> None:
-    server = await started(serve, b"hold")
+    server = await serve(HOLD)
     async with client(server, http_backend, max_retries=0, timeout=0.2) as aclient:
         with pytest.raises(APITimeoutError) as info:
             await aclient.embed("x")
@@ -184,9 +175,9 @@ async def test_no_answer_within_the_timeout_is_a_timeout(
 
 
 async def test_a_dropped_answer_is_retried_with_the_same_idempotency_key(
-    serve: Callable[..., Server], http_backend: HTTPBackend
+    serve: Serve, http_backend: HTTPBackend
 ) -> None:
-    server = await started(serve, None, answer())
+    server = await serve(None, answer())
     clock = FakeClock()
     async with client(server, http_backend, max_retries=1, clock=clock) as aclient:
         result = await aclient.embed("x")
@@ -197,11 +188,9 @@ async def test_a_dropped_answer_is_retried_with_the_same_idempotency_key(
     assert first["idempotency-key"] == second["idempotency-key"]
 
 
-async def test_redirects_are_never_followed(
-    serve: Callable[..., Server], http_backend: HTTPBackend
-) -> None:
+async def test_redirects_are_never_followed(serve: Serve, http_backend: HTTPBackend) -> None:
     elsewhere = answer(b"", "Location: http://127.0.0.1:9/v1/embeddings", status="307 Temporary")
-    server = await started(serve, elsewhere, answer())
+    server = await serve(elsewhere, answer())
     async with client(server, http_backend, max_retries=0) as aclient:
         with pytest.raises(APIStatusError) as info:
             await aclient.embed("x")
@@ -210,10 +199,10 @@ async def test_redirects_are_never_followed(
 
 
 async def test_compressed_answers_are_decoded_and_cookies_never_sent_back(
-    serve: Callable[..., Server], http_backend: HTTPBackend
+    serve: Serve, http_backend: HTTPBackend
 ) -> None:
     packed = answer(gzip.compress(BODY), "Content-Encoding: gzip", "Set-Cookie: session=abc")
-    server = await started(serve, packed, packed)
+    server = await serve(packed, packed)
     async with client(server, http_backend) as aclient:
         results = [await aclient.embed("x"), await aclient.embed("y")]
     assert [r.embedding for r in results] == [[0.5, 0.25, -0.125]] * 2
@@ -245,10 +234,8 @@ async def test_auto_uses_aiohttp_only_when_it_is_installed(
         AsyncAurousClient(API_KEY, http_backend="aiohttp")
 
 
-async def test_a_closed_client_refuses_to_send(
-    serve: Callable[..., Server], http_backend: HTTPBackend
-) -> None:
-    server = await started(serve, answer())
+async def test_a_closed_client_refuses_to_send(serve: Serve, http_backend: HTTPBackend) -> None:
+    server = await serve(answer())
     aclient = client(server, http_backend)
     await aclient.embed("x")
     connections = aclient._connections
