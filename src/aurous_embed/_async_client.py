@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
+import threading
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -13,6 +15,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import httpx
@@ -31,17 +34,19 @@ from aurous_embed._core import (
     Item,
     check_file_id,
     credits_of,
-    label_error,
     parse_models,
     unpacked,
     upload_form,
 )
-from aurous_embed._errors import AurousError, InputValidationError
+from aurous_embed._errors import AurousError, ClientClosedError, InputValidationError
 from aurous_embed._http import (
     ONE_CONNECTION,
     AsyncRequester,
+    CallScope,
+    ChargeRisk,
     HTTPBackend,
     Lanes,
+    Scopes,
     check_http_backend,
     default_ssl_context,
     env_proxies_configured,
@@ -68,6 +73,12 @@ if TYPE_CHECKING:
     import numpy
 
 
+def _new_lane(direct: bool, timeout: float) -> httpx.AsyncClient | httpx.AsyncBaseTransport:
+    if direct:
+        return httpx.AsyncHTTPTransport(verify=default_ssl_context(), limits=ONE_CONNECTION)
+    return httpx.AsyncClient(verify=default_ssl_context(), timeout=timeout, limits=ONE_CONNECTION)
+
+
 class _Connections:
     """One event loop's connections (they belong to the loop that opened them).
 
@@ -85,18 +96,19 @@ class _Connections:
             from aurous_embed._aiohttp import AiohttpTransport
 
             self._session = AiohttpTransport(default_ssl_context())
-        self._lanes: Lanes[httpx.AsyncClient | httpx.AsyncBaseTransport] = Lanes(self._new_lane)
+        # A factory that does not hold `self`: no reference cycle, so the connections are freed
+        # (and an aiohttp session detached by its transport first) when their owner drops them,
+        # not by the cycle collector in an arbitrary order.
+        self._lanes: Lanes[httpx.AsyncClient | httpx.AsyncBaseTransport] = Lanes(
+            functools.partial(_new_lane, self._direct, timeout)
+        )
 
     @property
     def closed(self) -> bool:
         return self._lanes.closed
 
     def _new_lane(self) -> httpx.AsyncClient | httpx.AsyncBaseTransport:
-        if self._direct:
-            return httpx.AsyncHTTPTransport(verify=default_ssl_context(), limits=ONE_CONNECTION)
-        return httpx.AsyncClient(
-            verify=default_ssl_context(), timeout=self._timeout, limits=ONE_CONNECTION
-        )
+        return _new_lane(self._direct, self._timeout)
 
     @contextlib.asynccontextmanager
     async def lease(self) -> AsyncIterator[httpx.AsyncClient | httpx.AsyncBaseTransport]:
@@ -120,6 +132,95 @@ async def _close_at_loop_shutdown(connections: _Connections) -> AsyncIterator[No
         yield
     finally:
         await connections.aclose()
+
+
+@dataclass
+class _LoopState:
+    """What the client keeps per event loop: connections (``None``: the caller's ``http_client``),
+    the slots that bound requests in flight, and the guard that closes them with the loop."""
+
+    connections: _Connections | None
+    slots: asyncio.Semaphore
+    guard: AsyncIterator[None] | None = None
+
+
+class _Loops:
+    """The client's per-event-loop state (several loops may use one client at once, e.g. one per
+    thread): connections belong to the loop that opened them, and so do asyncio primitives.
+
+    Kept apart from the client so that nothing here refers back to it: when the client is dropped,
+    its connections are freed in order (see ``_Connections``).
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        backend: HTTPBackend,
+        max_concurrency: int,
+        user_http: httpx.AsyncClient | None,
+        scopes: Scopes,
+    ) -> None:
+        self._timeout = timeout
+        self._backend = backend
+        self._max_concurrency = max_concurrency
+        self._user_http = user_http
+        self._scopes = scopes
+        self._states: dict[asyncio.AbstractEventLoop, _LoopState] = {}
+        self._lock = threading.Lock()
+
+    async def here(self) -> _LoopState:
+        """This event loop's state, made on first use.
+
+        A client used from a second ``asyncio.run(...)`` (or from several loops at once) gets
+        fresh connections there instead of "Event loop is closed" or "attached to a different
+        loop". They are closed when their loop shuts down (an async generator that
+        ``asyncio.run`` finalises): nothing leaks.
+        """
+        loop = asyncio.get_running_loop()
+        state = self._states.get(loop)
+        if state is not None:
+            return state
+        with self._lock:
+            if self._scopes.closed:
+                raise ClientClosedError()
+            for old in [old for old in self._states if old.is_closed()]:
+                del self._states[old]  # closed with their loop, or left to their transports
+            connections = None
+            if self._user_http is None:
+                connections = _Connections(self._timeout, self._backend)
+            state = self._states[loop] = _LoopState(
+                connections, asyncio.Semaphore(self._max_concurrency)
+            )
+        if connections is not None:
+            state.guard = _close_at_loop_shutdown(connections)
+            await state.guard.__anext__()
+        return state
+
+    @contextlib.asynccontextmanager
+    async def lease(self) -> AsyncIterator[httpx.AsyncClient | httpx.AsyncBaseTransport]:
+        connections = (await self.here()).connections
+        if connections is None:
+            assert self._user_http is not None
+            yield self._user_http
+            return
+        async with connections.lease() as http:
+            yield http
+
+    async def close(self) -> None:
+        """Close every loop's connections: this loop's now, another running loop's there."""
+        with self._lock:
+            states = list(self._states.items())
+            self._states.clear()
+        here = asyncio.get_running_loop()
+        for loop, state in states:
+            if state.connections is None:
+                continue
+            if loop is here:
+                await state.connections.aclose()
+            elif not loop.is_closed():  # another thread's loop: close them there
+                with contextlib.suppress(RuntimeError):  # it closed in the meantime
+                    asyncio.run_coroutine_threadsafe(state.connections.aclose(), loop)
 
 
 class AsyncAurousClient(ClientCore):
@@ -174,48 +275,27 @@ class AsyncAurousClient(ClientCore):
                 "the http_client you pass)",
                 param="http_backend",
             )
-        self._user_http = http_client
-        self._connections: _Connections | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_guard: AsyncIterator[None] | None = None
-        # max_concurrency bounds the requests in flight for the whole client (per event loop).
-        self._slots: asyncio.Semaphore | None = None
-        self._requester = AsyncRequester(self._settings, self._lease, timeout=self.timeout)
+        self._requester = AsyncRequester(self._settings, timeout=self.timeout)
+        self._loops = _Loops(
+            timeout=self.timeout,
+            backend=self.http_backend,
+            max_concurrency=self.max_concurrency,
+            user_http=http_client,
+            scopes=self._requester.scopes,
+        )
+        self._requester.lease = self._loops.lease
 
-    async def _for_loop(self) -> _Connections | None:
-        """This event loop's connections and slots (``None``: the caller's ``http_client``).
-
-        Connections belong to the loop that opened them, so a client used from a second
-        ``asyncio.run(...)`` gets fresh ones instead of "Event loop is closed". They are closed when
-        their loop shuts down (an async generator that ``asyncio.run`` finalises): nothing leaks.
-        """
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            self._loop, self._slots = loop, asyncio.Semaphore(self.max_concurrency)
-            self._connections = None
-            if self._user_http is None:
-                self._connections = _Connections(self.timeout, self.http_backend)
-                # Held here so it lives as long as the loop (dropping the previous one lets its
-                # loop finalise it, which closes the previous connections).
-                self._loop_guard = _close_at_loop_shutdown(self._connections)
-                await self._loop_guard.__anext__()
-        return self._connections
-
-    @contextlib.asynccontextmanager
-    async def _lease(self) -> AsyncIterator[httpx.AsyncClient | httpx.AsyncBaseTransport]:
-        connections = await self._for_loop()
-        if connections is None:
-            assert self._user_http is not None
-            yield self._user_http
-            return
-        async with connections.lease() as http:
-            yield http
+    async def _for_loop(self) -> _LoopState:
+        """This event loop's connections and slots (see ``_Loops.here``)."""
+        return await self._loops.here()
 
     async def close(self) -> None:
-        """Close the connections (not a caller's ``http_client``) and a cache opened from a path."""
-        if self._connections is not None:
-            await self._connections.aclose()
-            self._connections, self._loop = None, None
+        """Close the client: calls still running stop (on every event loop; what they have in
+        flight is cut short and nothing more is sent; their items fail with
+        ``ClientClosedError``), later calls raise ``ClientClosedError``. Closes the connections
+        (not a caller's ``http_client``) and a cache opened from a path. Idempotent."""
+        self._requester.scopes.close()
+        await self._loops.close()
         self._close_cache()
 
     async def __aenter__(self) -> AsyncAurousClient:
@@ -241,22 +321,25 @@ class AsyncAurousClient(ClientCore):
             raise item.error
         assert item.value is not None
         estimate = self._hold(item, call)
+        result: EmbeddingResult | None = None
         charged = 0.0
+        risk = ChargeRisk()
         try:
             body = self._embed_body(item.value, call)
-            await self._for_loop()  # makes this loop's slots
-            assert self._slots is not None
-            async with self._slots:
+            async with (await self._for_loop()).slots:
                 response = await self._requester.request(
                     "POST",
                     "/embeddings",
                     content=body,
                     idempotency_key=idempotency_key or new_idempotency_key(),
                     pacing=self._pacing(estimate, call),
+                    scope=call.scope,
+                    risk=risk,
                 )
             result, charged = self._result(response, call)
         finally:
-            self._release(estimate, call, charged)
+            self._release(estimate, call, result, charged, risk)
+        assert result is not None
         self._store(item, result)
         return result
 
@@ -284,7 +367,9 @@ class AsyncAurousClient(ClientCore):
         on_progress: ProgressCallback | None,
     ) -> AsyncGenerator[Outcome[EmbeddingResult], None]:
         limit = self._concurrency(concurrency)
-        call = CallOptions(call.model, call.dimensions, call.user, call.budget, Controller(limit))
+        call = CallOptions(
+            call.model, call.dimensions, call.user, call.budget, Controller(limit), CallScope()
+        )
 
         async def work(_: int, item: Item) -> EmbeddingResult:
             return await self._run(item, call)
@@ -424,9 +509,9 @@ class AsyncAurousClient(ClientCore):
                 if outcome.error is None:
                     yield unpacked(outcome.value)  # type: ignore[arg-type]
                 elif return_exceptions and isinstance(outcome.error, AurousError):
-                    yield label_error(outcome.error, outcome.index)
+                    yield outcome.error
                 else:
-                    raise label_error(outcome.error, outcome.index)
+                    raise outcome.error
         finally:
             await stream.aclose()
             close()

@@ -15,8 +15,12 @@ request) and the async client (worker tasks):
   rate limit the client sends at the refill rate instead of bouncing off 429s. Clients with the
   same key and base URL share one (``shared_pacer``): the server's buckets are per team.
 
-A failed item does not stop the others; a *fatal* error (bad key, empty balance, budget reached)
-stops new items from being sent.
+A failed item does not stop the others; an error that would fail every remaining input (bad key,
+empty balance, budget reached, closed client: ``stops_batch``) stops new items from being sent,
+and every item not sent yet gets its own copy of that error (``skipped=True``), so every input is
+accounted for, in order. A source iterable that raises ends the inputs: what it produced before
+is still embedded and handed back, then its error is raised. A progress callback that raises
+stops the batch at once, like the consumer stopping, and its error is raised.
 """
 
 from __future__ import annotations
@@ -41,31 +45,15 @@ from collections.abc import (
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from aurous_embed._config import DEFAULT_MAX_CONCURRENCY, MAX_RETRY_AFTER
-from aurous_embed._errors import (
-    AurousError,
-    AuthenticationError,
-    BudgetExceededError,
-    InsufficientCreditsError,
-    MissingDependencyError,
-    PermissionDeniedError,
-)
-from aurous_embed._retry import parse_retry_after
+from aurous_embed._config import DEFAULT_MAX_CONCURRENCY, MAX_RETRY_AFTER, RATE_LIMIT_MIN_WAIT
+from aurous_embed._errors import AurousError, skipped_error, stops_batch
+from aurous_embed._retry import parse_reset, parse_retry_after
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 #: ``on_progress(done, total, credits)``: items finished (ok or failed), total if known, credits so far.
 ProgressCallback = Callable[[int, "int | None", float], None]
-
-# Errors after which every further request would fail the same way: stop sending.
-FATAL_ERRORS = (
-    AuthenticationError,
-    PermissionDeniedError,
-    InsufficientCreditsError,
-    MissingDependencyError,
-    BudgetExceededError,
-)
 
 #: How many inputs are pulled from the source (and offered to ``prefetch``) at once.
 CHUNK = 32
@@ -235,13 +223,14 @@ class Pacer:
                 remaining = _number(headers.get(prefix + "remaining"))
                 if limit is None or remaining is None:
                     continue
-                reset = _number(headers.get(prefix + "reset"))
-                reset_in = None if reset is None else (reset - epoch if reset > 1e9 else reset)
+                reset_in = parse_reset(headers, epoch, tpm=bucket is self._tokens)
                 bucket.observe(limit, remaining, reset_in, now, spent - (mine or spent))
             if status == 429 or (status == 503 and headers.get("retry-after") is not None):
-                wait = parse_retry_after(headers, epoch)
-                if wait is not None:
-                    self._blocked_until = max(self._blocked_until, now + wait)
+                # Everyone holds back at least RATE_LIMIT_MIN_WAIT (a `Retry-After: 0` is not
+                # "now"), and at most MAX_RETRY_AFTER: a longer block is not remembered (the call
+                # that met it gives up; a later call asks the server again).
+                wait = max(parse_retry_after(headers, epoch) or 0.0, RATE_LIMIT_MIN_WAIT)
+                self._blocked_until = max(self._blocked_until, now + min(wait, MAX_RETRY_AFTER))
 
 
 #: The process's models of the servers' buckets, one per (base URL, API key): see shared_pacer.
@@ -318,9 +307,14 @@ class Window(Generic[T, R]):
     done: int = 0
     credits: float = 0.0
     exhausted: bool = False
+    #: the consumer stopped (or a progress callback failed): nothing more is sent or handed out
     stopped: bool = False
-    fatal: BaseException | None = None
+    #: the error that stopped sending (``stops_batch``); items not sent yet get a copy of it
+    fatal: AurousError | None = None
+    #: what the caller's iterable raised; raised after everything it produced was handed back
     source_error: BaseException | None = None
+    #: what the progress callback raised; raised at once
+    callback_error: BaseException | None = None
     queue: deque[tuple[int, T]] = field(default_factory=deque)
     finished: dict[int, Outcome[R]] = field(default_factory=dict)
 
@@ -329,17 +323,13 @@ class Window(Generic[T, R]):
         # Results finish out of order: cap how far ahead of the consumer the workers may run.
         return max(4 * self.concurrency, PREFETCH_CHUNK if self.prefetch else CHUNK)
 
-    @property
-    def closed(self) -> bool:
-        return self.stopped or self.fatal is not None or self.source_error is not None
-
     def next_work(self) -> tuple[int, T] | _Signal | None:
         """An item to send; ``_WAIT``; ``_PULL`` (feed more inputs first); or ``None`` (exit)."""
-        if self.closed:
+        if self.stopped:
             return None
-        if self.active >= min(self.concurrency, self.controller.limit):
+        if self.fatal is None and self.active >= min(self.concurrency, self.controller.limit):
             return _WAIT
-        if not self.queue:
+        if not self.queue:  # (always empty once a fatal error stopped sending)
             if self.exhausted:
                 return None
             return _PULL if self.pull_size() > 0 else _WAIT
@@ -352,7 +342,7 @@ class Window(Generic[T, R]):
 
     def wants_pull(self) -> bool:
         """Nothing is queued to send and there is room for more inputs."""
-        return not (self.queue or self.exhausted or self.closed) and self.pull_size() > 0
+        return not (self.queue or self.exhausted or self.stopped) and self.pull_size() > 0
 
     def feed(self, items: list[T], *, exhausted: bool, error: BaseException | None = None) -> None:
         """Take freshly pulled inputs; answer the prefetched ones at once."""
@@ -362,7 +352,7 @@ class Window(Generic[T, R]):
             self.source_error = error
         self.exhausted = self.exhausted or exhausted or error is not None
         hits: Mapping[int, R] = {}
-        if self.prefetch is not None and chunk:
+        if self.prefetch is not None and chunk and self.fatal is None:
             try:
                 hits = self.prefetch(chunk)
             except Exception as exc:
@@ -374,19 +364,32 @@ class Window(Generic[T, R]):
                 self.record(Outcome(index, value=hits[index]))
             else:
                 self.queue.append((index, item))
+        self._skip_queued()
+
+    def _skip_queued(self) -> None:
+        """Once sending stopped, every queued item fails with a copy of the stopping error."""
+        if self.fatal is not None:
+            while self.queue:
+                index, _ = self.queue.popleft()
+                self.record(Outcome(index, error=skipped_error(self.fatal, index)))
 
     def record(self, outcome: Outcome[R]) -> None:
         error = outcome.error
         if isinstance(error, AurousError) and error.index is None:
             error.index = outcome.index  # name the item in whatever reports this error
         self.finished[outcome.index] = outcome
-        if isinstance(error, FATAL_ERRORS) and self.fatal is None:
-            self.fatal = error
         self.done += 1
         if outcome.value is not None:
             self.credits += self.cost(outcome.value)
-        if self.on_progress is not None:
-            self.on_progress(self.done, self.total, self.credits)
+        if self.on_progress is not None and self.callback_error is None:
+            try:
+                self.on_progress(self.done, self.total, self.credits)
+            except BaseException as exc:  # the caller's code: stop, and raise it to the caller
+                self.callback_error = exc
+                self.stopped = True
+        if self.fatal is None and isinstance(error, AurousError) and stops_batch(error):
+            self.fatal = error
+            self._skip_queued()
 
     def complete(self, outcome: Outcome[R]) -> None:
         self.active -= 1
@@ -404,12 +407,11 @@ class Window(Generic[T, R]):
         """Nothing more will come: no request in flight and nothing left that will be sent."""
         if self.active:
             return False
-        return self.closed or (self.exhausted and not self.queue)
+        return self.stopped or (self.exhausted and not self.queue)
 
     def leftovers(self) -> list[Outcome[R]]:
         """After a stop, what finished beyond the first gap (e.g. cache hits), in index order."""
-        out = [self.finished.pop(i) for i in sorted(self.finished)]
-        return out
+        return [self.finished.pop(i) for i in sorted(self.finished)]
 
     def wake_count(self) -> int:
         """How many waiting workers may start now (the AIMD limit may have grown)."""
@@ -459,7 +461,7 @@ def run_sync(
                 while isinstance(got, _Signal):
                     if got is _PULL:
                         pull(window.pull_size())
-                        if window.next_out in window.finished:
+                        if window.next_out in window.finished or window.stopped:
                             can_take.notify()  # prefetch answered the next items
                     else:
                         can_work.wait()
@@ -470,14 +472,14 @@ def run_sync(
                 index, item = got
             try:
                 outcome: Outcome[R] = Outcome(index, value=work(index, item))
-            except Exception as exc:
+            except BaseException as exc:  # whatever it is, the item is accounted for
                 outcome = Outcome(index, error=exc)
             if outcome.error is None:
                 ctl.success()
             with lock:
                 window.complete(outcome)
                 can_work.notify(window.wake_count())
-                if window.closed or index == window.next_out or window.active == 0:
+                if window.stopped or index == window.next_out or window.active == 0:
                     can_take.notify()
 
     count = max(1, min(concurrency, total if total is not None else concurrency))
@@ -501,6 +503,8 @@ def run_sync(
         while True:
             with lock:
                 while True:
+                    if window.callback_error is not None:
+                        raise window.callback_error
                     batch = window.take_ready()
                     if batch or window.finished_run():
                         break
@@ -587,7 +591,7 @@ async def run_async(
                 while isinstance(got, _Signal):
                     if got is _PULL:
                         await pull(window.pull_size())
-                        if window.next_out in window.finished:
+                        if window.next_out in window.finished or window.stopped:
                             can_take.notify()  # prefetch answered the next items
                     else:
                         await can_work.wait()
@@ -605,7 +609,7 @@ async def run_async(
             async with can_work:
                 window.complete(outcome)
                 can_work.notify(window.wake_count())
-                if window.closed or index == window.next_out or window.active == 0:
+                if window.stopped or index == window.next_out or window.active == 0:
                     can_take.notify()
 
     count = max(1, min(concurrency, total if total is not None else concurrency))
@@ -615,6 +619,8 @@ async def run_async(
         while True:
             async with can_work:
                 while True:
+                    if window.callback_error is not None:
+                        raise window.callback_error
                     batch = window.take_ready()
                     if batch or window.finished_run():
                         break

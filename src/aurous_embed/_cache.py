@@ -1,6 +1,8 @@
 """The embedding cache: never pay twice for the same input.
 
-A key is the SHA-256 of the canonical JSON of (model, API version, dimensions, input), where every
+A key is the SHA-256 of the canonical JSON of (endpoint, model, API version, dimensions, input):
+the endpoint is the client's base URL, so vectors of one server (the local emulator's stand-ins,
+say) are never handed out as another's. Every
 local image is replaced by the SHA-256 of its content, so the key is cheap to compute and does not
 depend on how the image would be re-encoded. Inputs with URL parts are cached by URL only when the
 caller opts in (``cache_urls=True``), because what a URL points at can change.
@@ -34,7 +36,7 @@ from aurous_embed._images import (
 )
 from aurous_embed._parts import Image, ImageURL, Normalized, Text, VideoURL
 
-KEY_VERSION = 1  # bump when the key recipe changes, so old entries are simply never hit
+KEY_VERSION = 2  # bump when the key recipe changes, so old entries are simply never hit
 
 
 @runtime_checkable
@@ -111,14 +113,19 @@ def _digest_source(source: object) -> str:
 def cache_key(
     value: Normalized,
     *,
+    endpoint: str,
     model: str,
     api_version: str | None,
     dimensions: int | None,
     cache_urls: bool,
 ) -> str | None:
-    """The cache key of one input, or ``None`` when it must not be cached."""
+    """The cache key of one input, or ``None`` when it must not be cached.
+
+    ``endpoint`` is the base URL the vectors come from (the live API, the local emulator, a
+    proxy): different endpoints never share entries.
+    """
     if isinstance(value, str):  # the common case, without a JSON round
-        head = f"{KEY_VERSION}\x00{model}\x00{api_version}\x00{dimensions}\x00str\x00"
+        head = f"{KEY_VERSION}\x00{endpoint}\x00{model}\x00{api_version}\x00{dimensions}\x00str\x00"
         return hashlib.sha256((head + value).encode("utf-8", "surrogatepass")).hexdigest()
     parts: list[object] = []
     for part in value:
@@ -132,7 +139,7 @@ def cache_key(
             kind = "image_url" if isinstance(part, ImageURL) else "video_url"
             parts.append({kind: part.url})
     canonical = json.dumps(
-        [KEY_VERSION, model, api_version, dimensions, parts],
+        [KEY_VERSION, endpoint, model, api_version, dimensions, parts],
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,

@@ -23,7 +23,6 @@ from aurous_embed._core import (
     Item,
     check_file_id,
     credits_of,
-    label_error,
     parse_models,
     unpacked,
     upload_form,
@@ -31,9 +30,10 @@ from aurous_embed._core import (
 from aurous_embed._errors import AurousError
 from aurous_embed._http import (
     ONE_CONNECTION,
+    CallScope,
+    ChargeRisk,
     Lanes,
     SyncRequester,
-    abort_in_flight,
     default_ssl_context,
     env_proxies_configured,
     new_idempotency_key,
@@ -114,36 +114,30 @@ class AurousClient(ClientCore):
         )
         # max_concurrency bounds the requests in flight for the whole client, across calls.
         self._slots = threading.BoundedSemaphore(self.max_concurrency)
-        self._owns_http = http_client is None
-        self._lanes: Lanes[httpx.BaseTransport] | None = None
+        lanes: Lanes[httpx.BaseTransport | httpx.Client] | None = None
         if http_client is None:
+            # Each request in flight borrows a one-connection lane (see Lanes): a bare transport
+            # that gets requests directly (see direct_request), or, when the environment names a
+            # proxy, a one-connection httpx.Client that routes through it. Stopping one call
+            # cuts its own lanes' sockets and no other call's.
             context = default_ssl_context()
-            # The client is the route when the environment names a proxy (httpx reads it there);
-            # otherwise requests go to one-connection lanes directly (see Lanes, direct_request).
-            http_client = httpx.Client(
-                verify=context,
-                timeout=self.timeout,
-                limits=httpx.Limits(
-                    max_connections=self.max_concurrency * 2,
-                    max_keepalive_connections=self.max_concurrency * 2,
-                ),
-            )
-            if not env_proxies_configured():
-                self._lanes = Lanes(
-                    lambda: httpx.HTTPTransport(verify=context, limits=ONE_CONNECTION)
+            timeout = self.timeout
+            if env_proxies_configured():
+                lanes = Lanes(
+                    lambda: httpx.Client(verify=context, timeout=timeout, limits=ONE_CONNECTION)
                 )
-        self._http = http_client
+            else:
+                lanes = Lanes(lambda: httpx.HTTPTransport(verify=context, limits=ONE_CONNECTION))
         self._requester = SyncRequester(
-            self._settings, self._http, lanes=self._lanes, timeout=self.timeout
+            self._settings, http_client, lanes=lanes, timeout=self.timeout
         )
 
     def close(self) -> None:
-        """Close the connection pool (unless the caller passed ``http_client``) and a cache opened
-        from a path."""
-        if self._owns_http:
-            self._http.close()
-            for lane in self._lanes.close_all() if self._lanes is not None else ():
-                lane.close()
+        """Close the client: calls still running stop (what they have in flight is cut short and
+        nothing more is sent; their items fail with ``ClientClosedError``), later calls raise
+        ``ClientClosedError``. Closes the connections (not a caller's ``http_client``) and a cache
+        opened from a path. Idempotent."""
+        self._requester.close()
         self._close_cache()
 
     def __enter__(self) -> AurousClient:
@@ -171,7 +165,9 @@ class AurousClient(ClientCore):
             raise item.error
         assert item.value is not None
         estimate = self._hold(item, call)
+        result: EmbeddingResult | None = None
         charged = 0.0
+        risk = ChargeRisk()
         try:
             body = self._embed_body(item.value, call)
             with self._slots:
@@ -181,11 +177,13 @@ class AurousClient(ClientCore):
                     content=body,
                     idempotency_key=idempotency_key or new_idempotency_key(),
                     pacing=self._pacing(estimate, call),
-                    stop=call.stop,
+                    scope=call.scope,
+                    risk=risk,
                 )
             result, charged = self._result(response, call)
         finally:
-            self._release(estimate, call, charged)
+            self._release(estimate, call, result, charged, risk)
+        assert result is not None
         self._store(item, result)
         return result
 
@@ -233,18 +231,12 @@ class AurousClient(ClientCore):
         on_progress: ProgressCallback | None,
     ) -> Iterator[Outcome[EmbeddingResult]]:
         limit = self._concurrency(concurrency)
-        stop = threading.Event()
+        scope = CallScope()
         call = CallOptions(
-            call.model, call.dimensions, call.user, call.budget, Controller(limit), stop
+            call.model, call.dimensions, call.user, call.budget, Controller(limit), scope
         )
-
-        def abort() -> None:
-            # The caller stopped early (Ctrl-C, an exception, closing the stream): no retries, and
-            # requests in flight on our own pool are cut short so the worker threads end now.
-            stop.set()
-            if self._owns_http:
-                abort_in_flight(self._http, *(self._lanes.every() if self._lanes else ()))
-
+        # The caller stopped early (Ctrl-C, an exception, closing the stream): no retries, and this
+        # call's requests in flight are cut short so the worker threads end now.
         return run_sync(
             items,
             lambda _, item: self._run(item, call),
@@ -254,7 +246,7 @@ class AurousClient(ClientCore):
             total=total,
             on_progress=on_progress,
             cost=credits_of,
-            on_abort=abort,
+            on_abort=scope.stop,
         )
 
     @overload
@@ -421,9 +413,9 @@ class AurousClient(ClientCore):
                 if outcome.error is None:
                     yield unpacked(outcome.value)  # type: ignore[arg-type]
                 elif return_exceptions and isinstance(outcome.error, AurousError):
-                    yield label_error(outcome.error, outcome.index)
+                    yield outcome.error
                 else:
-                    raise label_error(outcome.error, outcome.index)
+                    raise outcome.error
         finally:
             close()
 

@@ -82,6 +82,9 @@ SERVER_BACKOFF_INITIAL: Final = 1.0
 SERVER_BACKOFF_MAX: Final = 30.0
 # [ASSUMPTION] the longest single wait the client honours from Retry-After / X-RateLimit-Reset.
 MAX_RETRY_AFTER: Final = 60.0
+# [ASSUMPTION] the least wait after a rate limit: a `Retry-After: 0` or a reset already past is not
+# an invitation to resend at once (every request of the process holds back this long).
+RATE_LIMIT_MIN_WAIT: Final = 1.0
 # [ASSUMPTION] a rate limit is back-pressure, not a failure: waits for 429 / 503 provider_rate_limited
 # do not use up max_retries; one call waits them out up to this many times and seconds in total.
 RATE_LIMIT_RETRIES_PER_RETRY: Final = 10  # x max_retries (0 disables every retry)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 import httpx
 
-from aurous_embed._batch import FATAL_ERRORS, Controller, Outcome, Pacer, shared_pacer
+from aurous_embed._batch import Controller, Outcome, Pacer, shared_pacer
 from aurous_embed._budget import Budget, LocalEstimate, check_max_credits, local_estimate
 from aurous_embed._cache import (
     CacheStats,
@@ -47,8 +47,17 @@ from aurous_embed._errors import (
     InputValidationError,
     MissingAPIKeyError,
     MissingDependencyError,
+    stopped_batch_error,
+    stops_batch,
 )
-from aurous_embed._http import APIResponse, HTTPSettings, Pacing, encode_json
+from aurous_embed._http import (
+    APIResponse,
+    CallScope,
+    ChargeRisk,
+    HTTPSettings,
+    Pacing,
+    encode_json,
+)
 from aurous_embed._images import IMAGES_EXTRA_HINT, encode_image, sniff_mime
 from aurous_embed._parts import (
     EmbedInput,
@@ -83,7 +92,9 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _resolve_base_url(base_url: str | None) -> str:
+def resolve_base_url(base_url: str | None) -> str:
+    """``base_url``, else ``$AUROUS_BASE_URL``, else production; refused unless https (or plain
+    http to a loopback host)."""
     url = (base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
     try:
         parsed = httpx.URL(url)
@@ -130,6 +141,7 @@ class UsageCounter:
         self._requests = 0
         self._tokens = 0
         self._credits = 0.0
+        self._unconfirmed = 0.0
 
     def add(self, result: EmbeddingResult, *, charged: bool) -> None:
         with self._lock:
@@ -138,9 +150,14 @@ class UsageCounter:
                 self._tokens += result.usage.prompt_tokens
                 self._credits += result.usage.credits_charged
 
+    def add_unconfirmed(self, credits: float) -> None:
+        """A call failed after a request may have reached the server: its estimate."""
+        with self._lock:
+            self._unconfirmed += credits
+
     def snapshot(self) -> UsageTotals:
         with self._lock:
-            return UsageTotals(self._requests, self._tokens, self._credits)
+            return UsageTotals(self._requests, self._tokens, self._credits, self._unconfirmed)
 
 
 @dataclass(slots=True)
@@ -163,8 +180,8 @@ class CallOptions:
     user: str | None
     budget: Budget
     controller: Controller | None = None
-    #: set when the batch this call belongs to is cancelled (sync only: asyncio cancels tasks)
-    stop: threading.Event | None = None
+    #: the batch this call belongs to: stopping it cuts its requests (and no other call's) short
+    scope: CallScope | None = None
 
 
 class ArrayResults(Sequence["EmbeddingResult | None"]):
@@ -219,7 +236,7 @@ class ClientCore:
         self.timeout = float(timeout)
         self.max_retries = _check_int(max_retries, param="max_retries", minimum=0)
         self.max_concurrency = _check_int(max_concurrency, param="max_concurrency")
-        self.base_url = _resolve_base_url(base_url)
+        self.base_url = resolve_base_url(base_url)
         self.api_version = _check_api_version(api_version)
         secret = Secret(key.strip())
         self._settings = HTTPSettings(
@@ -327,6 +344,7 @@ class ClientCore:
             try:
                 item.key = cache_key(
                     item.value,
+                    endpoint=self.base_url,
                     model=call.model,
                     api_version=self.api_version,
                     dimensions=call.dimensions,
@@ -395,7 +413,19 @@ class ClientCore:
             raise
         return estimate
 
-    def _release(self, estimate: LocalEstimate, call: CallOptions, charged: float) -> None:
+    def _release(
+        self,
+        estimate: LocalEstimate,
+        call: CallOptions,
+        result: EmbeddingResult | None,
+        charged: float,
+        risk: ChargeRisk,
+    ) -> None:
+        """Settle the item's hold: what it was charged, or, when it failed after a request may
+        have reached the server without an answer, its whole (upper-bound) estimate."""
+        if result is None and risk.uncertain:
+            charged = estimate.credits
+            self._usage.add_unconfirmed(charged)
         call.budget.settle(estimate.credits, charged)
         self._budget.settle(estimate.credits, charged)
 
@@ -439,24 +469,20 @@ class ClientCore:
     def _fail(
         results: Sequence[EmbeddingResult | None],
         errors: dict[int, BaseException],
-        total: int,
     ) -> None:
         """Raise the batch's error, every item accounted for; return if nothing failed."""
         if not errors:
             return
-        fatal = next((e for e in errors.values() if isinstance(e, FATAL_ERRORS)), None)
-        if fatal is not None:  # the batch stopped: what was never sent failed for that reason
-            for index in range(total):
-                if results[index] is None and index not in errors:
-                    errors[index] = fatal
-        budget = next((e for e in errors.values() if isinstance(e, BudgetExceededError)), None)
-        if budget is not None:
-            raise BudgetExceededError(
-                str(budget),
-                results=results,
-                credits_spent=budget.credits_spent,
-                max_credits=budget.max_credits,
-            ) from budget
+        cause = next(
+            (
+                e
+                for e in errors.values()
+                if isinstance(e, AurousError) and not e.skipped and stops_batch(e)
+            ),
+            None,
+        )
+        if cause is not None:  # the batch stopped there: catchable as the cause's own class
+            raise stopped_batch_error(cause, results, errors) from cause
         raise BatchEmbeddingError(results, errors)
 
     def _collect(
@@ -469,7 +495,7 @@ class ClientCore:
                 errors[outcome.index] = outcome.error
             else:
                 results[outcome.index] = unpacked(outcome.value)  # type: ignore[arg-type]
-        self._fail(results, errors, total)
+        self._fail(results, errors)
         return results  # type: ignore[return-value]  # no None left when nothing failed
 
     @staticmethod
@@ -508,7 +534,7 @@ class ClientCore:
         if array is None:
             array = np.zeros((total, 0), dtype=np.float32)
         if errors:
-            self._fail(ArrayResults(array, errors, model), errors, total)
+            self._fail(ArrayResults(array, errors, model), errors)
         result: numpy.ndarray[Any, Any] = array
         return result
 
@@ -522,12 +548,6 @@ def unpacked(result: EmbeddingResult) -> EmbeddingResult:
 
 def credits_of(value: object) -> float:
     return value.usage.credits_charged if isinstance(value, EmbeddingResult) else 0.0
-
-
-def label_error(error: BaseException, index: int) -> BaseException:
-    if isinstance(error, AurousError) and error.index is None:
-        error.index = index
-    return error
 
 
 def parse_models(data: Any) -> list[ModelInfo]:

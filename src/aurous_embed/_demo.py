@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aurous_embed._config import DEFAULT_MODEL
 from aurous_embed._indexing import Hit, index_documents, scan_folder, search
+from aurous_embed.cli import EMBEDDED_EMULATOR, MODEL_KEY, SOURCE_KEY
 
 if TYPE_CHECKING:
     import argparse
@@ -61,7 +63,7 @@ def run_demo(args: argparse.Namespace, out: Output) -> int:
         collection = store.get_or_create_collection(
             COLLECTION,
             embedding_function=AurousEmbeddingFunction(),
-            metadata={"aurous:vectors": "emulator"},
+            metadata={SOURCE_KEY: EMBEDDED_EMULATOR, MODEL_KEY: DEFAULT_MODEL},
         )
         kinds = {
             k: sum(d.kind == k for d in scan.documents) for k in ("text", "image", "text+image")

@@ -24,18 +24,36 @@
     ├── InputValidationError (ValueError)    bad input caught before anything is sent
     ├── MissingAPIKeyError (ValueError)      no key given and AUROUS_API_KEY unset
     ├── MissingDependencyError (ImportError) an optional extra is needed
+    ├── ClientClosedError (RuntimeError)     the client was closed (before or during the call)
     ├── BatchEmbeddingError                  some items of embed_many failed; carries what succeeded
+    │   └── BatchStoppedError                the batch stopped early; also an instance of the
+    │                                        stopping error's class (see stopped_batch_error)
     └── BudgetExceededError                  max_credits would be exceeded; carries what succeeded
+
+A batch that stops because of an error that would fail every remaining input (401, 402, 403, a
+closed client, a budget, a missing extra, a rate limit longer than the client waits) raises a
+:class:`BatchStoppedError` that is *also* an instance of that error's class, so
+``except AuthenticationError:`` around ``embed_many`` (or an adapter) catches it and ``.results``
+still holds what succeeded. Every exception here survives ``pickle`` (process pools hand a worker's
+exception back that way) and ``copy.copy``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from aurous_embed.types import EmbeddingResult
+
+
+def _restore(cls: type[AurousError], args: tuple[Any, ...], state: dict[str, Any]) -> AurousError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class AurousError(Exception):
@@ -47,6 +65,14 @@ class AurousError(Exception):
     """
 
     index: int | None = None
+    #: ``True`` for the error of an item that was never sent because its batch stopped (see
+    #: :class:`BatchStoppedError`): nothing was charged for it.
+    skipped: bool = False
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own pickling calls cls(*args), which keyword-only constructors cannot take:
+        # rebuild without __init__ and restore every attribute instead.
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
 
 
 class APIError(AurousError):
@@ -148,7 +174,22 @@ class IdempotencyConflictError(APIStatusError):
 
 
 class RateLimitError(APIStatusError):
-    """429 (request or token bucket empty), or 503 ``provider_rate_limited`` (upstream throttling)."""
+    """429 (request or token bucket empty), or 503 ``provider_rate_limited`` (upstream throttling).
+
+    Attributes:
+        retry_after: set when the server asked for a longer wait (``Retry-After`` or the bucket's
+            reset, in seconds) than the client waits at a time: the call gave up at once, and a
+            batch stops there. ``None`` otherwise.
+        give_up_reason: why the client stopped waiting (shown in ``str(error)``), e.g. "the
+            server asked to wait 86400 s, longer than this client waits (60 s at a time)".
+    """
+
+    retry_after: float | None = None
+    give_up_reason: str | None = None
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text}; gave up: {self.give_up_reason}" if self.give_up_reason else text
 
 
 class InternalServerError(APIStatusError):
@@ -217,6 +258,14 @@ class MissingDependencyError(AurousError, ImportError):
     """A feature needs an optional extra, e.g. ``pip install "aurous-embed[images]"``."""
 
 
+class ClientClosedError(AurousError, RuntimeError):
+    """The client was closed: before the call, or while the call was running (what was in flight
+    was cut short and nothing more was sent)."""
+
+    def __init__(self, message: str = "the client has been closed") -> None:
+        super().__init__(message)
+
+
 class BatchEmbeddingError(AurousError):
     """Some items of a batch failed permanently; nothing that succeeded is lost.
 
@@ -259,6 +308,113 @@ class BudgetExceededError(AurousError):
         self.results = results
         self.credits_spent = credits_spent
         self.max_credits = max_credits
+
+
+class BatchStoppedError(BatchEmbeddingError):
+    """A batch stopped early because of ``cause``, an error that would fail every remaining input.
+
+    The raised object is also an instance of ``type(cause)`` (``AuthenticationError``,
+    ``InsufficientCreditsError``, ``PermissionDeniedError``, ``BudgetExceededError``,
+    ``ClientClosedError``, ...) and carries its attributes (``status_code``, ``code``,
+    ``request_id``, ``credits_spent``, ...), so it can be caught either way.
+
+    Attributes:
+        cause: the error that stopped the batch (its ``.index`` names the item).
+        results: one entry per input, ``None`` where the item failed or was never sent.
+        errors: ``{index: exception}`` for every item that failed or was not sent.
+    """
+
+    cause: AurousError
+
+    def __str__(self) -> str:
+        errors: Mapping[int, BaseException] = self.errors
+        done = len(self.results) - len(errors)
+        return (
+            f"{self.cause} (the batch stopped at item {self.cause.index}: {len(errors)} of "
+            f"{len(self.results)} inputs failed or were not sent; {done} succeeded and are in "
+            ".results)"
+        )
+
+
+#: One batch flavour per error class that stops a batch, made once so pickle finds it by name.
+_STOPPED_CLASSES: dict[type[AurousError], type[BatchStoppedError]] = {}
+
+
+def _stopped_class(cause: type[AurousError]) -> type[BatchStoppedError]:
+    cls = _STOPPED_CLASSES.get(cause)
+    if cls is None:
+        name = "BatchStopped" + cause.__name__
+        cls = type(name, (BatchStoppedError, cause), {"__module__": __name__})
+        cls.__doc__ = f"A batch stopped by {cause.__name__}: see BatchStoppedError."
+        globals()[name] = _STOPPED_CLASSES[cause] = cls
+    return cls
+
+
+def stopped_batch_error(
+    cause: AurousError,
+    results: Sequence[EmbeddingResult | None],
+    errors: Mapping[int, BaseException],
+) -> BatchStoppedError:
+    """The error a batch raises when ``cause`` stopped it: a :class:`BatchStoppedError` that is
+    also an instance of ``type(cause)``, with the cause's attributes and the batch's results."""
+    cls = _stopped_class(type(cause))
+    error = cls.__new__(cls)
+    error.__dict__.update(cause.__dict__)
+    error.cause = cause
+    error.results = results
+    error.errors = dict(sorted(errors.items()))
+    error.index = None
+    error.args = (str(error),)
+    return error
+
+
+def skipped_error(cause: AurousError, index: int) -> AurousError:
+    """The error of an item that was never sent because ``cause`` stopped its batch: a copy of
+    ``cause`` (same class and envelope) naming the item, with ``skipped=True``."""
+    error = copy.copy(cause)
+    error.index = index
+    error.skipped = True
+    note = f"not sent (the batch stopped at item {cause.index}): "
+    if isinstance(error, APIError):
+        error.message = note + error.message
+        error.args = (error.message,)
+    elif isinstance(error, InputValidationError):
+        error.reason = note + error.reason
+        error.args = (error._render(),)
+    else:
+        error.args = (note + str(cause),)
+    return error
+
+
+for _cause in (
+    AuthenticationError,
+    PermissionDeniedError,
+    InsufficientCreditsError,
+    RateLimitError,
+    MissingDependencyError,
+    ClientClosedError,
+    BudgetExceededError,
+):
+    _stopped_class(_cause)
+
+
+def stops_batch(error: BaseException) -> bool:
+    """Whether ``error`` would fail every remaining input of its batch the same way, so that
+    nothing more should be sent: a bad key or scope, no balance, a closed client, a budget, a
+    missing extra, or a rate limit longer than the client waits."""
+    if isinstance(
+        error,
+        (
+            AuthenticationError,
+            PermissionDeniedError,
+            InsufficientCreditsError,
+            MissingDependencyError,
+            BudgetExceededError,
+            ClientClosedError,
+        ),
+    ):
+        return True
+    return isinstance(error, RateLimitError) and error.retry_after is not None
 
 
 # Exact codes with their own class; everything else falls back to the status-based class.

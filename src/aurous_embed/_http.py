@@ -21,24 +21,25 @@ import threading
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 import httpx
 
 from aurous_embed._batch import Pacer, Ticket
+from aurous_embed._config import MAX_RETRY_AFTER
 from aurous_embed._errors import (
     APIConnectionError,
-    APIError,
     APIStatusError,
     APITimeoutError,
     AurousError,
+    ClientClosedError,
     InputValidationError,
     MissingDependencyError,
     RateLimitError,
     error_from_response,
 )
-from aurous_embed._retry import Clock, RetryState, decide
+from aurous_embed._retry import Clock, RetryState, asked_wait, decide
 from aurous_embed._secrets import Secret
 from aurous_embed._version import __version__
 
@@ -168,8 +169,12 @@ def abort_in_flight(*owners: object) -> int:
     step guarded): if those internals change, it does nothing and requests end on their own.
     """
     count = 0
-    for owner in owners:
-        pool = getattr(getattr(owner, "_transport", owner), "_pool", None)
+    transports: list[object] = []
+    for owner in owners:  # a client's own transport and its proxy mounts, or a bare transport
+        transports.append(getattr(owner, "_transport", owner))
+        transports.extend(getattr(owner, "_mounts", {}).values())
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
         for connection in list(getattr(pool, "connections", ())):
             stream = getattr(getattr(connection, "_connection", None), "_network_stream", None)
             get_info = getattr(stream, "get_extra_info", None)
@@ -205,7 +210,7 @@ class Lanes(Generic[LaneT]):
 
     def check_open(self) -> None:
         if self.closed:
-            raise RuntimeError("Cannot send a request, as the client has been closed.")
+            raise ClientClosedError()
 
     @contextlib.contextmanager
     def lease(self) -> Iterator[LaneT]:
@@ -233,6 +238,124 @@ class Lanes(Generic[LaneT]):
             self.closed = True
             self._idle.clear()
             return list(self._all)
+
+
+class CallScope:
+    """The requests of one call (a batch, or one request): what stopping that call reaches.
+
+    Stopping a call (Ctrl-C, ``break``, an exception in the caller) ends its retries and cuts short
+    the requests it has in flight, on the lanes they borrowed, and no other call's: one client may
+    serve several calls at once. Closing the client stops every call it runs (``closed``).
+    """
+
+    def __init__(self, *, interruptible: bool = True) -> None:
+        self._lock = threading.Lock()
+        self._event = threading.Event()
+        self._lanes: list[object] = []
+        #: stopped because the client was closed (the call's errors say so)
+        self.closed = False
+        #: waits are cut into slices so that a stop is noticed (batches; a single call's
+        #: retry wait runs whole and its next attempt sees the stop)
+        self.interruptible = interruptible
+
+    def stopped(self) -> bool:
+        return self._event.is_set()
+
+    @contextlib.contextmanager
+    def using(self, lane: object) -> Iterator[None]:
+        """Register ``lane`` as carrying one of this call's requests while the block runs."""
+        with self._lock:
+            self._lanes.append(lane)
+        try:
+            if self.stopped():  # stopped between the last check and now: do not send
+                raise self.stop_error()
+            yield
+        finally:
+            with self._lock:
+                self._lanes.remove(lane)
+
+    def stop(self, *, closed: bool = False) -> None:
+        """No more attempts; cut this call's requests in flight short."""
+        with self._lock:
+            self.closed = self.closed or closed
+            self._event.set()
+            lanes = list(self._lanes)
+        abort_in_flight(*lanes)
+
+    def stop_error(self) -> AurousError:
+        """The error of an attempt that was not sent because the call stopped."""
+        if self.closed:
+            return ClientClosedError("not sent: the client was closed")
+        return APIConnectionError(
+            "not sent: the batch was cancelled", may_have_reached_server=False
+        )
+
+    def sleep(self, clock: Clock, seconds: float) -> None:
+        """A wait that a stop cuts short (within a quarter of a second), if ``interruptible``."""
+        if not self.interruptible:
+            clock.sleep(seconds)
+            return
+        end = clock.monotonic() + seconds
+        while not self.stopped() and (left := end - clock.monotonic()) > 0:
+            clock.sleep(min(left, 0.25))
+
+    async def asleep(self, clock: Clock, seconds: float) -> None:
+        """The async twin of :meth:`sleep`."""
+        if not self.interruptible:
+            await clock.asleep(seconds)
+            return
+        end = clock.monotonic() + seconds
+        while not self.stopped() and (left := end - clock.monotonic()) > 0:
+            await clock.asleep(min(left, 0.25))
+
+
+class Scopes:
+    """The calls a client is running, so that closing it stops them (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: dict[CallScope, int] = {}
+        self.closed = False
+
+    @contextlib.contextmanager
+    def enter(self, scope: CallScope) -> Iterator[CallScope]:
+        with self._lock:
+            if self.closed:
+                raise ClientClosedError()
+            self._live[scope] = self._live.get(scope, 0) + 1
+        try:
+            yield scope
+        finally:
+            with self._lock:
+                if self._live[scope] == 1:
+                    del self._live[scope]
+                else:
+                    self._live[scope] -= 1
+
+    def close(self) -> None:
+        """Refuse new calls and stop the running ones."""
+        with self._lock:
+            self.closed = True
+            live = list(self._live)
+        for scope in live:
+            scope.stop(closed=True)
+
+
+@dataclass
+class ChargeRisk:
+    """Whether a call may have been charged although no answer says so.
+
+    ``lost``: an attempt may have reached the server and its answer never came (a reset, a
+    timeout, a cut answer); ``sending``: an attempt is on the wire now (the call was interrupted
+    there). A budget counts such a call as spent (its upper-bound estimate).
+    """
+
+    lost: bool = False
+    sending: bool = False
+
+    @property
+    def uncertain(self) -> bool:
+        return self.lost or self.sending
 
 
 #: What an ``httpx.Client`` adds to every request that our own headers do not already set.
@@ -387,18 +510,27 @@ def _transport_error(exc: httpx.TransportError) -> APIConnectionError:
 
 def _outcome(
     response: httpx.Response, state: RetryState, idempotency_key: str | None
-) -> APIResponse | APIStatusError:
+) -> APIResponse | APIStatusError | APIConnectionError:
     # One pass over the headers; httpx.Headers lookups re-decode every header each time.
     headers = dict(response.headers.items())
     if not 200 <= response.status_code < 300:
         return error_from_response(response.status_code, headers, response.content)
     try:
+        if not response.content and response.status_code != 204:
+            raise ValueError("empty body")
         data = decode_json(response.content) if response.content else None
     except ValueError as exc:
-        raise APIError(
-            f"the API answered {response.status_code} with a body that is not JSON",
-            request_id=headers.get("aurous-request-id"),
-        ) from exc
+        # A success whose body ends early (a connection closed mid-answer with no Content-Length
+        # reads as a short body) was processed, and maybe charged: retry with the same key and
+        # take the free replay, as after any lost answer.
+        error = APIConnectionError(
+            f"the API's {response.status_code} answer was cut short or is not JSON "
+            f"({len(response.content)} bytes read)",
+            may_have_reached_server=True,
+        )
+        error.request_id = headers.get("aurous-request-id")
+        error.__cause__ = exc
+        return error
     return APIResponse(
         status_code=response.status_code,
         headers=headers,
@@ -431,7 +563,8 @@ class _Call:
     idempotency_key: str | None
     json_body: bool
     pacing: Pacing | None
-    stop: threading.Event | None = None
+    scope: CallScope
+    risk: ChargeRisk = field(default_factory=ChargeRisk)
     ticket: Ticket | None = None
 
     @property
@@ -454,6 +587,16 @@ class _Call:
         :func:`direct_request` take them."""
         return {"content": content, "files": files, "data": data, "headers": self.headers()}
 
+    def sent(self) -> None:
+        """An attempt goes on the wire now."""
+        self.risk.sending = True
+
+    def answered(self, result: APIResponse | AurousError) -> None:
+        """The attempt ended: an answer, or a failure that may have left it charged."""
+        self.risk.sending = False
+        if isinstance(result, APIConnectionError) and result.may_have_reached_server:
+            self.risk.lost = True
+
     def judge(
         self, attempt: int, state: RetryState, result: APIResponse | AurousError
     ) -> tuple[APIResponse | None, float, RetryState]:
@@ -461,14 +604,24 @@ class _Call:
         _log_attempt(self.method, self.url, attempt, result)
         if isinstance(result, APIResponse):
             return result, 0.0, state
+        if self.scope.stopped():
+            if self.scope.closed:  # the client was closed under this request
+                raise ClientClosedError(
+                    f"the client was closed while this request was in flight ({result})"
+                ) from result
+            raise result
+        now = self.settings.clock.time()
         decision = decide(
-            result,
-            state,
-            max_retries=self.settings.max_retries,
-            now=self.settings.clock.time(),
-            rand=random.random,
+            result, state, max_retries=self.settings.max_retries, now=now, rand=random.random
         )
-        if decision.delay is None or self.stopped():
+        if decision.delay is None:
+            if isinstance(result, RateLimitError):
+                asked = asked_wait(
+                    result.headers, now, tpm=result.code == "tpm_rate_limit_exceeded"
+                )
+                if asked is not None and asked > MAX_RETRY_AFTER:
+                    result.retry_after = asked
+                result.give_up_reason = decision.reason
             raise result
         logger.info(
             "%s %s: %s; retrying in %.2fs (retry %d of %d)",
@@ -481,25 +634,9 @@ class _Call:
         )
         return None, decision.delay, decision.state
 
-    def stopped(self) -> bool:
-        """The batch this call belongs to was cancelled: no new attempt, no retry."""
-        return self.stop is not None and self.stop.is_set()
-
     def check_stopped(self) -> None:
-        if self.stopped():
-            raise APIConnectionError(
-                "not sent: the batch was cancelled", may_have_reached_server=False
-            )
-
-    def sleep(self, seconds: float) -> None:
-        """A sync wait that a cancelled batch cuts short (slices of at most 0.25 s)."""
-        clock = self.settings.clock
-        if self.stop is None:
-            clock.sleep(seconds)
-            return
-        end = clock.monotonic() + seconds
-        while not self.stop.is_set() and (left := end - clock.monotonic()) > 0:
-            clock.sleep(min(left, 0.25))
+        if self.scope.stopped():
+            raise self.scope.stop_error()
 
     def wait_for_pacer(self, waited: float) -> float:
         """Seconds to wait before this attempt may be sent (0: reserved, send now)."""
@@ -524,32 +661,41 @@ class _Call:
 
 
 class SyncRequester:
-    """Sends one logical call with retries, on a caller-owned :class:`httpx.Client`.
+    """Sends one logical call with retries.
 
-    With ``lanes`` (pools this package built, no proxy configured), each attempt borrows a
-    one-connection transport and the request goes straight to it: see :func:`direct_request`.
+    With ``lanes`` (pools this package built), each attempt borrows a one-connection lane: a bare
+    transport that gets the request straight (see :func:`direct_request`), or a one-connection
+    ``httpx.Client`` when the environment names a proxy (the client routes through it). Otherwise
+    (the caller's ``http_client``), requests go through ``client``.
     """
 
     def __init__(
         self,
         settings: HTTPSettings,
-        client: httpx.Client,
+        client: httpx.Client | None,
         *,
-        lanes: Lanes[httpx.BaseTransport] | None = None,
+        lanes: Lanes[httpx.BaseTransport | httpx.Client] | None = None,
         timeout: float = 0.0,
     ) -> None:
         self.settings = settings
         self.client = client
         self.lanes = lanes
         self.timeout = timeout
+        self.scopes = Scopes()
 
-    def _send(self, method: str, url: str, parts: dict[str, Any]) -> httpx.Response:
+    def _send(self, call: _Call, parts: dict[str, Any]) -> httpx.Response:
+        method, url = call.method, call.url
         if self.lanes is None:
+            assert self.client is not None
+            call.sent()
             # Never follow: httpx strips only Authorization on a cross-origin redirect, and a
             # caller's http_client may follow redirects by default.
             return self.client.request(method, url, follow_redirects=False, **parts)
-        request = direct_request(method, url, timeout=self.timeout, **parts)
-        with self.lanes.lease() as lane:
+        with self.lanes.lease() as lane, call.scope.using(lane):
+            call.sent()
+            if isinstance(lane, httpx.Client):
+                return lane.request(method, url, follow_redirects=False, **parts)
+            request = direct_request(method, url, timeout=self.timeout, **parts)
             response = lane.handle_request(request)
             response.request = request
             try:
@@ -568,33 +714,50 @@ class SyncRequester:
         data: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         pacing: Pacing | None = None,
-        stop: threading.Event | None = None,
+        scope: CallScope | None = None,
+        risk: ChargeRisk | None = None,
     ) -> APIResponse:
+        own = scope or CallScope(interruptible=False)
         call = _Call(
-            self.settings, method, path, idempotency_key, content is not None, pacing, stop
+            self.settings,
+            method,
+            path,
+            idempotency_key,
+            content is not None,
+            pacing,
+            own,
+            risk or ChargeRisk(),
         )
-        state = RetryState()
-        attempt = 0
-        while True:
-            attempt += 1
-            waited = 0.0
-            while (wait := call.wait_for_pacer(waited)) > 0:
-                call.sleep(wait)
-                waited += wait
-            call.check_stopped()
-            result: APIResponse | AurousError
-            try:
-                response = self._send(
-                    method, call.url, call.parts(content=content, files=files, data=data)
-                )
-                result = _outcome(response, state, idempotency_key)
-                call.observe(response, result)
-            except httpx.TransportError as exc:
-                result = _transport_error(exc)
-            final, delay, state = call.judge(attempt, state, result)
-            if final is not None:
-                return final
-            call.sleep(delay)
+        clock = self.settings.clock
+        with self.scopes.enter(own):
+            state = RetryState()
+            attempt = 0
+            while True:
+                attempt += 1
+                waited = 0.0
+                while (wait := call.wait_for_pacer(waited)) > 0:
+                    own.sleep(clock, wait)
+                    waited += wait
+                    call.check_stopped()
+                call.check_stopped()
+                result: APIResponse | AurousError
+                try:
+                    response = self._send(call, call.parts(content=content, files=files, data=data))
+                    result = _outcome(response, state, idempotency_key)
+                    call.observe(response, result)
+                except httpx.TransportError as exc:
+                    result = _transport_error(exc)
+                call.answered(result)
+                final, delay, state = call.judge(attempt, state, result)
+                if final is not None:
+                    return final
+                own.sleep(clock, delay)
+
+    def close(self) -> None:
+        """Refuse new calls, stop the running ones, close the lanes."""
+        self.scopes.close()
+        for lane in self.lanes.close_all() if self.lanes is not None else ():
+            lane.close()
 
 
 class AsyncRequester:
@@ -605,19 +768,15 @@ class AsyncRequester:
     package built, which gets requests directly (see :func:`direct_request`).
     """
 
-    def __init__(
-        self,
-        settings: HTTPSettings,
-        lease: Callable[
-            [],
-            contextlib.AbstractAsyncContextManager[httpx.AsyncClient | httpx.AsyncBaseTransport],
-        ],
-        *,
-        timeout: float = 0.0,
-    ) -> None:
+    #: lends what one attempt is sent on (set by the client that owns the connections)
+    lease: Callable[
+        [], contextlib.AbstractAsyncContextManager[httpx.AsyncClient | httpx.AsyncBaseTransport]
+    ]
+
+    def __init__(self, settings: HTTPSettings, *, timeout: float = 0.0) -> None:
         self.settings = settings
-        self.lease = lease
         self.timeout = timeout
+        self.scopes = Scopes()
 
     async def _send(
         self,
@@ -647,27 +806,48 @@ class AsyncRequester:
         data: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         pacing: Pacing | None = None,
+        scope: CallScope | None = None,
+        risk: ChargeRisk | None = None,
     ) -> APIResponse:
-        call = _Call(self.settings, method, path, idempotency_key, content is not None, pacing)
-        state = RetryState()
-        attempt = 0
-        while True:
-            attempt += 1
-            waited = 0.0
-            while (wait := call.wait_for_pacer(waited)) > 0:
-                await self.settings.clock.asleep(wait)
-                waited += wait
-            result: APIResponse | AurousError
-            try:
-                async with self.lease() as http:
-                    response = await self._send(
-                        http, method, call.url, call.parts(content=content, files=files, data=data)
-                    )
-                result = _outcome(response, state, idempotency_key)
-                call.observe(response, result)
-            except httpx.TransportError as exc:
-                result = _transport_error(exc)
-            final, delay, state = call.judge(attempt, state, result)
-            if final is not None:
-                return final
-            await self.settings.clock.asleep(delay)
+        own = scope or CallScope(interruptible=False)
+        call = _Call(
+            self.settings,
+            method,
+            path,
+            idempotency_key,
+            content is not None,
+            pacing,
+            own,
+            risk or ChargeRisk(),
+        )
+        clock = self.settings.clock
+        with self.scopes.enter(own):
+            state = RetryState()
+            attempt = 0
+            while True:
+                attempt += 1
+                waited = 0.0
+                while (wait := call.wait_for_pacer(waited)) > 0:
+                    await own.asleep(clock, wait)
+                    waited += wait
+                    call.check_stopped()
+                call.check_stopped()
+                result: APIResponse | AurousError
+                try:
+                    async with self.lease() as http:
+                        call.sent()
+                        response = await self._send(
+                            http,
+                            method,
+                            call.url,
+                            call.parts(content=content, files=files, data=data),
+                        )
+                    result = _outcome(response, state, idempotency_key)
+                    call.observe(response, result)
+                except httpx.TransportError as exc:
+                    result = _transport_error(exc)
+                call.answered(result)
+                final, delay, state = call.judge(attempt, state, result)
+                if final is not None:
+                    return final
+                await own.asleep(clock, delay)

@@ -21,8 +21,6 @@ from aurous_embed._parts import EmbedInput, Image, Text, image_from_uri
 
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".rst"})
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
-#: Metadata key on collections built from the emulator's stand-in vectors.
-SOURCE_KEY = "aurous:vectors"
 ADD_CHUNK = 256
 
 

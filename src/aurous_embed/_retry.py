@@ -3,9 +3,12 @@
 The rules, from the API's error taxonomy:
 
 * 429 and 503 ``provider_rate_limited`` (type ``rate_limit``): wait ``Retry-After`` (seconds or an
-  HTTP date), else until ``X-RateLimit-Reset``, else back off; capped at ``MAX_RETRY_AFTER``. A rate
-  limit is back-pressure, not a failure: these waits have their own budget (``10 x max_retries``
-  waits, ``RATE_LIMIT_MAX_WAIT`` seconds in all) and do not use up ``max_retries``.
+  HTTP date), else until ``X-RateLimit-Reset``, but never less than ``RATE_LIMIT_MIN_WAIT``
+  (``Retry-After: 0`` is not "now"); with neither, back off like a 5xx.
+  A rate limit is back-pressure, not a failure: these waits have their own budget (``10 x
+  max_retries`` waits, ``RATE_LIMIT_MAX_WAIT`` seconds in all) and do not use up ``max_retries``.
+  A server that asks for more than ``MAX_RETRY_AFTER`` is not waited for at all: the call gives
+  up at once with a ``RateLimitError`` that says what was asked (``.retry_after``).
 * other 5xx, timeouts and connection errors: exponential backoff with jitter, 1 s doubling to 30 s.
 * 409 ``idempotency_key_in_use``: retried (0.5 s doubling to 8 s) only when an earlier attempt of the
   same call may still be running on the server; those waits have their own time budget
@@ -31,6 +34,7 @@ from aurous_embed._config import (
     CONFLICT_MAX_WAIT,
     MAX_RETRY_AFTER,
     RATE_LIMIT_MAX_WAIT,
+    RATE_LIMIT_MIN_WAIT,
     RATE_LIMIT_RETRIES_PER_RETRY,
     SERVER_BACKOFF_INITIAL,
     SERVER_BACKOFF_MAX,
@@ -141,6 +145,12 @@ def parse_reset(headers: Mapping[str, str], now: float, *, tpm: bool = False) ->
     return None
 
 
+def asked_wait(headers: Mapping[str, str], now: float, *, tpm: bool = False) -> float | None:
+    """The wait a rate-limit answer asks for: ``Retry-After``, else the bucket's reset."""
+    wait = parse_retry_after(headers, now)
+    return wait if wait is not None else parse_reset(headers, now, tpm=tpm)
+
+
 def backoff(attempt: int, *, initial: float, maximum: float, rand: float) -> float:
     """Exponential backoff ``initial * 2**attempt`` capped at ``maximum``, minus up to 25% jitter."""
     base: float = min(initial * (2.0**attempt), maximum)
@@ -178,17 +188,23 @@ def decide(
         return RetryDecision(None, state, "idempotency key conflict")
 
     if isinstance(error, RateLimitError):
-        wait = parse_retry_after(error.headers, now)
-        if wait is None:
-            wait = parse_reset(error.headers, now, tpm=error.code == "tpm_rate_limit_exceeded")
-        if wait is None:
+        asked = asked_wait(error.headers, now, tpm=error.code == "tpm_rate_limit_exceeded")
+        if asked is not None and asked > MAX_RETRY_AFTER:
+            return RetryDecision(
+                None,
+                state,
+                f"the server asked to wait {asked:.0f} s, longer than this client waits "
+                f"({MAX_RETRY_AFTER:.0f} s at a time)",
+            )
+        if asked is None:  # no word from the server: back off
             wait = backoff(
                 state.rate_limit_retries,
                 initial=SERVER_BACKOFF_INITIAL,
                 maximum=SERVER_BACKOFF_MAX,
                 rand=rand(),
             )
-        wait = min(wait, MAX_RETRY_AFTER)
+        else:
+            wait = max(asked, RATE_LIMIT_MIN_WAIT)
         if (
             state.rate_limit_retries >= RATE_LIMIT_RETRIES_PER_RETRY * max_retries
             or state.rate_limit_wait + wait > RATE_LIMIT_MAX_WAIT

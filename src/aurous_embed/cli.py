@@ -29,11 +29,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from aurous_embed._config import DEFAULT_MODEL
 from aurous_embed._errors import (
     APIError,
     AurousError,
     AuthenticationError,
     BatchEmbeddingError,
+    BatchStoppedError,
     InputValidationError,
     MissingAPIKeyError,
     MissingDependencyError,
@@ -42,6 +44,10 @@ from aurous_embed._errors import (
 
 EXIT_OK, EXIT_USAGE, EXIT_AUTH, EXIT_API, EXIT_PARTIAL = 0, 2, 3, 4, 5
 DEFAULT_DB = "aurous-chroma-db"
+#: Collection metadata: where the vectors come from (a base URL, or the embedded emulator) and
+#: from which model; a run against another endpoint or model refuses to mix its vectors in.
+SOURCE_KEY, MODEL_KEY = "aurous:vectors", "aurous:model"
+EMBEDDED_EMULATOR = "the embedded emulator"
 
 
 class PartialFailure(Exception):
@@ -88,6 +94,8 @@ def _reason(error: BaseException) -> str:
 
 def error_line(error: BaseException) -> str:
     """One readable line; API errors carry their code and request id."""
+    if isinstance(error, BatchStoppedError):
+        error = error.cause  # what stopped the batch (what was not sent failed for that reason)
     text = str(error).splitlines()[0] if str(error) else type(error).__name__
     if isinstance(error, APIError) and error.request_id and error.request_id not in text:
         text += f" (request_id={error.request_id})"
@@ -98,32 +106,47 @@ def error_line(error: BaseException) -> str:
 
 
 class Output:
-    """Tables and messages on stdout; rich when installed, plain text otherwise; or JSON."""
+    """Tables and messages on stdout; rich when installed, plain text otherwise; or JSON.
+
+    Output is a report on work already done: when stdout goes away (a pipe into ``head``, a closed
+    terminal), printing stops and the command still finishes its work and exits with its code.
+    """
 
     def __init__(self, as_json: bool) -> None:
+        from aurous_embed._progress import QuietStream
+
         self.as_json = as_json
+        self._stream = QuietStream(sys.stdout)
         try:
             from rich.console import Console
 
-            self._console: Any = Console(highlight=False, soft_wrap=True)
+            stream: Any = self._stream  # a text stream, duck-typed
+            self._console: Any = Console(file=stream, highlight=False, soft_wrap=True)
         except ImportError:
             self._console = None
+
+    @property
+    def broken(self) -> bool:
+        """Whether stdout went away (nothing more is printed)."""
+        return self._stream.broken
+
+    def _print(self, text: str) -> None:
+        if self._console is not None and not self.as_json:
+            self._console.print(text)
+        else:
+            print(text, file=self._stream, flush=True)
 
     def json(self, value: object, *, lines: bool = False) -> None:
         """Indented JSON; ``lines=True`` prints one compact object per line (for vectors)."""
         if lines and isinstance(value, list):
             for item in value:
-                print(json.dumps(item, ensure_ascii=False, separators=(",", ":")))
+                self._print(json.dumps(item, ensure_ascii=False, separators=(",", ":")))
         else:
-            print(json.dumps(value, indent=2, ensure_ascii=False))
+            self._print(json.dumps(value, indent=2, ensure_ascii=False))
 
     def say(self, text: str) -> None:
-        if self.as_json:
-            return
-        if self._console is not None:
-            self._console.print(text)
-        else:
-            print(text)
+        if not self.as_json:
+            self._print(text)
 
     def table(self, title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         if self.as_json:
@@ -138,11 +161,12 @@ class Output:
                 table.add_row(*(str(cell) for cell in row))
             self._console.print(table)
             return
-        print(title)
         widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
-        print("  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True)))
-        for row in rows:
-            print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+        lines = [title, "  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True))]
+        lines += [
+            "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+        ]
+        self._print("\n".join(lines))
 
 
 # --- the API (live or embedded emulator) ----------------------------------------------------------
@@ -309,7 +333,7 @@ def open_collection(args: argparse.Namespace, *, create: bool) -> Any:
     # The function's config is what lets other programs reopen the collection without passing it;
     # an embedded emulator's URL is meaningless later, so it is not stored.
     function = AurousEmbeddingFunction(base_url=None if args.emulator else args.base_url)
-    metadata = {"aurous:vectors": "emulator" if args.emulator else "api"}
+    metadata = {SOURCE_KEY: _endpoint(args), MODEL_KEY: DEFAULT_MODEL}
     try:
         return store.get_or_create_collection(
             args.collection, embedding_function=function, metadata=metadata
@@ -318,13 +342,33 @@ def open_collection(args: argparse.Namespace, *, create: bool) -> Any:
         raise InputValidationError(str(exc).splitlines()[0], param="--collection") from None
 
 
-def _warn_source(args: argparse.Namespace, collection: Any, out: Output) -> None:
-    source = (collection.metadata or {}).get("aurous:vectors")
-    wanted = "emulator" if args.emulator else "api"
-    if source and source != wanted:
-        out.say(
-            f"[yellow]warning:[/yellow] collection {args.collection!r} holds {source} vectors but this run uses the {wanted}: results will not mean much"
-        )
+def _endpoint(args: argparse.Namespace) -> str:
+    """Where this run's vectors come from: ``emulator`` (embedded) or the API's base URL."""
+    if args.emulator:
+        return EMBEDDED_EMULATOR
+    from aurous_embed._core import resolve_base_url
+
+    return resolve_base_url(args.base_url)
+
+
+def check_source(args: argparse.Namespace, collection: Any) -> None:
+    """Refuse to mix vectors of another endpoint or model into (or query) a collection: vectors of
+    two endpoints (the emulator's stand-ins and the model's, say) are not comparable."""
+    metadata = collection.metadata or {}
+    stored = metadata.get(SOURCE_KEY)
+    if stored in ("api", "emulator"):  # collections made before the endpoint was recorded
+        stored = EMBEDDED_EMULATOR if stored == "emulator" else None
+    model = metadata.get(MODEL_KEY, DEFAULT_MODEL)
+    here = _endpoint(args)
+    legacy_api = metadata.get(SOURCE_KEY) == "api" and here != EMBEDDED_EMULATOR
+    if legacy_api or (stored in (None, here) and model == DEFAULT_MODEL):
+        return
+    raise InputValidationError(
+        f"collection {args.collection!r} holds vectors from {stored or 'the API'} ({model}); "
+        f"this run embeds with {here} ({DEFAULT_MODEL}): vectors of different endpoints or "
+        "models do not mix; use another --collection or the same endpoint",
+        param="--collection",
+    )
 
 
 def cmd_index(args: argparse.Namespace, out: Output) -> int:
@@ -332,7 +376,7 @@ def cmd_index(args: argparse.Namespace, out: Output) -> int:
 
     scan = scan_folder(Path(args.path))
     collection = open_collection(args, create=True)
-    _warn_source(args, collection, out)
+    check_source(args, collection)
     cache = args.cache or (
         None if args.chroma_host else str(Path(args.db) / "aurous-embed-cache.sqlite")
     )
@@ -375,7 +419,7 @@ def cmd_search(args: argparse.Namespace, out: Output) -> int:
 
     query = query_input(args.query, args.image)
     collection = open_collection(args, create=False)
-    _warn_source(args, collection, out)
+    check_source(args, collection)
     with open_client(args) as client:
         hits = search(client, collection, query, k=args.k)
     if out.as_json:
@@ -503,6 +547,13 @@ COMMANDS = {
 }
 
 
+def complain(line: str) -> None:
+    """One line on standard error, if there is one to write to."""
+    if sys.stderr is not None:  # None when started with standard error closed
+        with contextlib.suppress(OSError, ValueError):
+            print(line, file=sys.stderr, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``aurous-embed`` console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -520,7 +571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args, out)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        complain("interrupted")
         return 130
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
@@ -528,7 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (AurousError, PartialFailure) as error:
         if args.debug:
             traceback.print_exc()
-        print(error_line(error), file=sys.stderr)
+        complain(error_line(error))
         return exit_code(error)
 
 

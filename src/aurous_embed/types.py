@@ -125,11 +125,22 @@ class ModelInfo:
 
 @dataclass(frozen=True, slots=True)
 class UsageTotals:
-    """Running totals of a client (``client.usage``): what this client was actually charged."""
+    """Running totals of a client (``client.usage``): what this client was actually charged.
+
+    Attributes:
+        requests: embedding answers received (a replay included).
+        prompt_tokens: tokens charged.
+        credits_charged: credits charged, as the answers said (a replay is not counted twice).
+        unconfirmed_credits: the estimated (upper-bound) cost of calls that failed after a
+            request may have reached the server without an answer (a connection reset after the
+            request was sent, a timeout, an answer cut short): the server may or may not have
+            charged them. ``max_credits`` counts them as spent.
+    """
 
     requests: int = 0
     prompt_tokens: int = 0
     credits_charged: float = 0.0
+    unconfirmed_credits: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

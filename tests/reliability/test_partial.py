@@ -212,9 +212,10 @@ async def test_balance_running_out_mid_batch_stops_sending_and_keeps_what_succee
     # Every other item is accounted for, with the balance error.
     assert set(error.errors) == set(range(len(texts))) - set(succeeded)
     assert all(isinstance(e, InsufficientCreditsError) for e in error.errors.values())
-    # The items that were sent and refused carry their own 402; the ones never sent carry the
-    # first 402 (the reason the batch stopped).
-    refused = {i for i, e in error.errors.items() if e.index == i}
+    # The items that were sent and refused carry their own 402; the ones never sent carry a copy
+    # of the first 402 (the reason the batch stopped), marked skipped, each naming its own item.
+    assert all(e.index == i for i, e in error.errors.items())  # type: ignore[attr-defined]
+    refused = {i for i, e in error.errors.items() if not e.skipped}  # type: ignore[attr-defined]
     assert refused and len(refused) == stats.by_status.get(402, 0)
     assert all(error.errors[i].code == "balance_too_low" for i in refused)  # type: ignore[attr-defined]
     # The batch stopped sending: at most the requests already in flight met the empty balance.

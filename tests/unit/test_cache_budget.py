@@ -75,9 +75,9 @@ def test_cache_is_shared_across_processes(api: FakeAPI, clock: FakeClock, tmp_pa
         "from aurous_embed import SQLiteCache\n"
         "from aurous_embed._cache import cache_key\n"
         "cache = SQLiteCache(sys.argv[1])\n"
-        "key = cache_key('alpha', model='aurous-embed-vision-1.0', api_version=None, dimensions=None, cache_urls=False)\n"
+        "key = cache_key('alpha', endpoint='https://api.test.invalid/v1', model='aurous-embed-vision-1.0', api_version=None, dimensions=None, cache_urls=False)\n"
         "print(list(cache.get(key)))\n"
-        "cache.put(cache_key('gamma', model='aurous-embed-vision-1.0', api_version=None, dimensions=None, cache_urls=False), [9.0, 9.5])\n"
+        "cache.put(cache_key('gamma', endpoint='https://api.test.invalid/v1', model='aurous-embed-vision-1.0', api_version=None, dimensions=None, cache_urls=False), [9.0, 9.5])\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
@@ -114,7 +114,14 @@ def test_cache_is_safe_across_threads(tmp_path: Path) -> None:
 
 def test_keys_depend_on_model_version_dimensions_and_content(tmp_path: Path) -> None:
     def key(value: object, **kw: object) -> str | None:
-        options = {"model": "m", "api_version": None, "dimensions": None, "cache_urls": False, **kw}
+        options = {
+            "endpoint": "https://api.aurous-labs.com/v1",
+            "model": "m",
+            "api_version": None,
+            "dimensions": None,
+            "cache_urls": False,
+            **kw,
+        }
         return cache_key(value, **options)  # type: ignore[arg-type]
 
     base = key("text")
@@ -124,12 +131,13 @@ def test_keys_depend_on_model_version_dimensions_and_content(tmp_path: Path) -> 
             {
                 base,
                 key("text", model="m2"),
+                key("text", endpoint="http://127.0.0.1:8787/v1"),
                 key("text", api_version="2026-05-15"),
                 key("text", dimensions=1024),
                 key("other"),
             }
         )
-        == 5
+        == 6
     )
     assert key((Text("text"),)) != base  # a text part is a different request body than a string
     a, b = tmp_path / "a.png", tmp_path / "b.png"

@@ -80,15 +80,16 @@ def test_close_does_not_close_a_caller_owned_http_client(api: FakeAPI) -> None:
         pass
     assert not http.is_closed
     own = AurousClient(API_KEY, base_url=BASE_URL)
+    lanes = own._requester.lanes
     own.close()
-    assert own._http.is_closed
+    assert lanes is not None and lanes.closed
 
 
 async def test_async_close(api: FakeAPI) -> None:
     own = AsyncAurousClient(API_KEY, base_url=BASE_URL)
     async with own:
-        async with own._lease():
-            connections = await own._for_loop()
+        async with own._loops.lease():
+            connections = (await own._for_loop()).connections
     assert connections is not None and connections.closed
 
 
@@ -107,7 +108,7 @@ def test_async_client_survives_several_event_loops() -> None:
 
         async def one(text: str) -> list[float]:
             vector = (await client.embed(text)).embedding
-            used.append(await client._for_loop())
+            used.append((await client._for_loop()).connections)
             return vector
 
         with warnings.catch_warnings():
@@ -133,7 +134,7 @@ async def test_async_lends_one_connection_per_request_in_flight(
             emu.api_key, base_url=emu.base_url, max_concurrency=6, http_backend=http_backend
         ) as client:
             await client.embed_many([f"t{i}" for i in range(30)])
-            connections = client._connections
+            connections = (await client._for_loop()).connections
             assert connections is not None
             # over httpx, one lane per request in flight, reused; aiohttp pools them itself
             lanes = 0 if http_backend == "aiohttp" else 6
@@ -150,7 +151,7 @@ def test_sync_lends_one_connection_per_request_in_flight() -> None:
         client = AurousClient(emu.api_key, base_url=emu.base_url, max_concurrency=6)
         with client:
             client.embed_many([f"t{i}" for i in range(30)])
-            lanes = client._lanes
+            lanes = client._requester.lanes
             assert lanes is not None
             assert len(lanes.every()) == 6  # one lane per request in flight, reused
             client.embed("x")

@@ -25,6 +25,7 @@ from aurous_embed import (
     APIStatusError,
     APITimeoutError,
     AsyncAurousClient,
+    ClientClosedError,
     InputValidationError,
     MissingDependencyError,
 )
@@ -224,11 +225,11 @@ async def test_auto_uses_aiohttp_only_when_it_is_installed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async with AsyncAurousClient(API_KEY) as aclient:
-        connections = await aclient._for_loop()
+        connections = (await aclient._for_loop()).connections
         assert connections is not None and connections._session is not None
     monkeypatch.setattr(http_module, "_aiohttp_available", lambda: False)
     async with AsyncAurousClient(API_KEY) as aclient:
-        connections = await aclient._for_loop()
+        connections = (await aclient._for_loop()).connections
         assert connections is not None and connections._session is None
     with pytest.raises(MissingDependencyError, match=r"aurous-embed\[speedups\]"):
         AsyncAurousClient(API_KEY, http_backend="aiohttp")
@@ -238,10 +239,10 @@ async def test_a_closed_client_refuses_to_send(serve: Serve, http_backend: HTTPB
     server = await serve(answer())
     aclient = client(server, http_backend)
     await aclient.embed("x")
-    connections = aclient._connections
+    connections = (await aclient._for_loop()).connections
     assert connections is not None
     await connections.aclose()
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(ClientClosedError, match="closed"):
         async with connections.lease():
             pass
     await aclient.close()

@@ -110,7 +110,12 @@ ZERO = lambda: 0.0  # noqa: E731 - no jitter in tables
         (rate_limited({"Retry-After": "7"}), RetryState(rate_limit_retries=39), 7.0),
         (rate_limited({"Retry-After": "7"}), RetryState(rate_limit_retries=40), None),  # 10 x 4
         (rate_limited({"Retry-After": "7"}), RetryState(rate_limit_wait=295.0), None),  # 300 s
-        (rate_limited({"Retry-After": "600"}), RetryState(), 60.0),  # capped
+        (rate_limited({"Retry-After": "60"}), RetryState(), 60.0),  # the cap
+        (rate_limited({"Retry-After": "61"}), RetryState(), None),  # longer: give up at once
+        (rate_limited({"Retry-After": "600"}), RetryState(), None),
+        (rate_limited({"Retry-After": "0"}), RetryState(), 1.0),  # 0 is not "now": a floor
+        (rate_limited({"Retry-After": "0.2"}), RetryState(rate_limit_retries=3), 1.0),
+        (rate_limited({"X-RateLimit-Reset": str(int(NOW) - 5)}), RetryState(), 1.0),  # past
         (rate_limited({"X-RateLimit-Reset": str(int(NOW) + 4)}), RetryState(), 4.0),
         (rate_limited({}), RetryState(rate_limit_retries=2), 4.0),  # no hint: backoff
         (rate_limited({"Retry-After": "2"}, "provider_rate_limited", 503), RetryState(), 2.0),

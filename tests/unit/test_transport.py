@@ -101,7 +101,7 @@ async def test_async_lanes_send_what_an_httpx_client_sends(
         API_KEY, base_url=server.base_url, http_backend=http_backend
     ) as own:
         results = await own.embed_many(["a", "b", "c"])
-        connections = await own._for_loop()
+        connections = (await own._for_loop()).connections
         assert connections is not None and connections._direct
         assert (connections._session is not None) is (http_backend == "aiohttp")
     async with (
@@ -122,10 +122,13 @@ def test_a_proxy_in_the_environment_keeps_requests_on_the_httpx_client(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # httpx routes through the proxies it reads from the environment; skipping the client would
-    # skip the proxy, so the direct path is off.
+    # skip the proxy, so the direct path is off: each lane is a one-connection httpx.Client.
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     with AurousClient(API_KEY) as client:
-        assert client._requester.lanes is None
+        lanes = client._requester.lanes
+        assert lanes is not None
+        with lanes.lease() as lane:
+            assert isinstance(lane, httpx.Client)
     for backend in HTTP_BACKENDS:  # aiohttp is not used either: it would not route via the proxy
         connections = _Connections(5.0, backend)
         assert connections._session is None
@@ -134,7 +137,10 @@ def test_a_proxy_in_the_environment_keeps_requests_on_the_httpx_client(
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     with AurousClient(API_KEY) as client:
-        assert client._requester.lanes is not None
+        lanes = client._requester.lanes
+        assert lanes is not None
+        with lanes.lease() as lane:
+            assert isinstance(lane, httpx.HTTPTransport)
     assert isinstance(_Connections(5.0, "httpx")._new_lane(), httpx.AsyncHTTPTransport)
 
 

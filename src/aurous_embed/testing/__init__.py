@@ -22,12 +22,22 @@ from typing import TYPE_CHECKING, Any
 
 from aurous_embed.testing._clock import Clock, ClockFn, FastClock
 from aurous_embed.testing._faults import Faults
+from aurous_embed.testing._proxy import CuttingProxy
 from aurous_embed.testing._stats import Charge, EmulatorStats
 
 if TYPE_CHECKING:
     from aurous_embed.testing._emulator import Emulator
 
-__all__ = ["Charge", "Clock", "ClockFn", "Emulator", "EmulatorStats", "FastClock", "Faults"]
+__all__ = [
+    "Charge",
+    "Clock",
+    "ClockFn",
+    "CuttingProxy",
+    "Emulator",
+    "EmulatorStats",
+    "FastClock",
+    "Faults",
+]
 
 # What the extra installs, by import name (python-multipart is "python_multipart" in new
 # releases and "multipart" in old ones).
