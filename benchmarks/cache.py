@@ -66,7 +66,12 @@ def main() -> None:
             for text in corpus
             if (
                 key := cache_key(
-                    text, model=MODEL, api_version=None, dimensions=None, cache_urls=False
+                    text,
+                    endpoint=server.base_url,
+                    model=MODEL,
+                    api_version=None,
+                    dimensions=None,
+                    cache_urls=False,
                 )
             )
         ]

@@ -1,6 +1,12 @@
 """The fault table: 2,000 inputs through an emulator that fails on purpose, sync and async.
 
 Run: ``python -m benchmarks.reliability [--n 2000] [--concurrency 8] [--timeout 0.5] [--slow 1.0]``
+(``--only-nearby`` prints only the second table).
+
+A second table takes the promises to nearby conditions: answers lost after the server charged,
+under a budget (every answer, then half of them); a 2-second storm of 429s with
+``Retry-After: 0``; successes cut mid-body with no ``Content-Length`` (a ``CuttingProxy`` in
+front of the emulator). Each row shows charges against inputs and credits against the budget.
 
 The emulator injects 10% 500/502/503, 5% 429 bursts, 2% connection resets after the answer was
 charged and 1% responses slower than the client's timeout (``tests/reliability/test_faults.py``
@@ -22,9 +28,9 @@ from typing import Any
 
 import httpx
 
-from aurous_embed import AsyncAurousClient, AurousClient, EmbeddingResult
+from aurous_embed import AsyncAurousClient, AurousClient, BatchEmbeddingError, EmbeddingResult
 from aurous_embed._config import CONFLICT_MAX_WAIT
-from aurous_embed.testing import Emulator, EmulatorStats, FastClock, Faults
+from aurous_embed.testing import CuttingProxy, Emulator, EmulatorStats, FastClock, Faults
 from benchmarks._harness import Counter, machine, table
 
 KINDS = ("status=500", "status=502", "status=503", "rate_limit", "reset", "slow")
@@ -103,6 +109,157 @@ def run(mode: str, inputs: Sequence[str], faults: Faults, args: argparse.Namespa
         return Run(mode, emulator.stats, results, attempts, counter.statuses, credits, wall)
 
 
+@dataclass
+class Nearby:
+    """One row of the nearby-conditions table."""
+
+    condition: str
+    mode: str
+    inputs: int
+    embedded: int
+    failed: int
+    requests: int
+    rate_limited: int
+    charges: int
+    charged: float
+    budget: float | None
+    client_unconfirmed: float
+
+
+def nearby(
+    mode: str,
+    condition: str,
+    inputs: Sequence[str],
+    args: argparse.Namespace,
+    *,
+    faults: Faults | None = None,
+    budget_items: int | None = None,
+    storm: float = 0.0,
+    cut_rate: float = 0.0,
+) -> Nearby:
+    clock = FastClock(args.speed)
+    with unlimited() as probe, AurousClient(probe.api_key, base_url=probe.base_url) as client:
+        price = client.embed(inputs[0]).usage.credits_charged  # the inputs cost about the same
+    with unlimited(faults=faults or Faults(), clock=clock) as emulator:
+        budget = None if budget_items is None else (budget_items + 0.5) * price
+        proxy = CuttingProxy(emulator.base_url, cut_rate=cut_rate, seed=args.seed)
+        options: dict[str, Any] = {
+            "base_url": proxy.base_url,
+            "clock": clock,
+            "max_retries": args.max_retries,
+            "max_credits": budget,
+        }
+        if storm:
+            emulator.rate_limit_storm(storm, retry_after=0)
+
+        def outcome(error: BatchEmbeddingError | None, found: Sequence[object]) -> int:
+            return len(found) if error is None else sum(r is not None for r in error.results)
+
+        error: BatchEmbeddingError | None = None
+        found: Sequence[object] = ()
+        with proxy:
+            if mode == "sync":
+                with AurousClient(emulator.api_key, **options) as client:
+                    try:
+                        found = client.embed_many(inputs, concurrency=args.concurrency)
+                    except BatchEmbeddingError as exc:
+                        error = exc
+                    usage = client.usage
+            else:
+
+                async def embed_all() -> Any:
+                    async with AsyncAurousClient(emulator.api_key, **options) as aclient:
+                        try:
+                            got: Any = await aclient.embed_many(
+                                inputs, concurrency=args.concurrency
+                            )
+                        except BatchEmbeddingError as exc:
+                            got = exc
+                        return got, aclient.usage
+
+                got, usage = asyncio.run(embed_all())
+                if isinstance(got, BatchEmbeddingError):
+                    error = got
+                else:
+                    found = got
+        stats = emulator.stats
+        embedded = outcome(error, found)
+        return Nearby(
+            condition,
+            mode,
+            len(inputs),
+            embedded,
+            len(inputs) - embedded,
+            stats.requests,
+            stats.by_status.get(429, 0),
+            stats.charges,
+            stats.credits_charged,
+            budget,
+            usage.unconfirmed_credits,
+        )
+
+
+def nearby_table(args: argparse.Namespace) -> None:
+    """The promises under nearby conditions (see the module docstring)."""
+    inputs = [f"item {i}: a distinct product description, number {i}" for i in range(args.n)]
+    rows: list[Nearby] = []
+    for mode in ("sync", "async"):
+        rows += [
+            nearby(
+                mode,
+                "every answer lost after the charge, budget 25 inputs",
+                inputs[:200],
+                args,
+                faults=Faults(reset_rate=1.0, seed=args.seed),
+                budget_items=25,
+            ),
+            nearby(
+                mode,
+                "half the answers lost after the charge, budget 100 inputs",
+                inputs[:400],
+                args,
+                faults=Faults(reset_rate=0.5, seed=args.seed),
+                budget_items=100,
+            ),
+            nearby(mode, "2 s of 429 with Retry-After: 0 at the start", inputs, args, storm=2.0),
+            nearby(mode, "10% of successes cut mid-body", inputs, args, cut_rate=0.1),
+        ]
+
+    def budget(r: Nearby) -> str:
+        return "-" if r.budget is None else f"{r.charged / r.budget:.2f}"
+
+    table(
+        "Promises under nearby conditions",
+        [
+            "condition",
+            "client",
+            "inputs",
+            "embedded",
+            "failed",
+            "requests",
+            "429s",
+            "charges",
+            "credits ÷ budget",
+            "unconfirmed credits (client)",
+        ],
+        [
+            [
+                r.condition,
+                r.mode,
+                r.inputs,
+                r.embedded,
+                r.failed,
+                r.requests,
+                r.rate_limited,
+                r.charges,
+                budget(r),
+                f"{r.client_unconfirmed:.6f}",
+            ]
+            for r in rows
+        ],
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=2000)
@@ -112,10 +269,15 @@ def main() -> None:
     parser.add_argument("--max-retries", type=int, default=6)
     parser.add_argument("--speed", type=float, default=50.0, help="retry-wait fast-forward")
     parser.add_argument("--seed", type=int, default=20260515)
+    parser.add_argument("--only-nearby", action="store_true", help="only the second table")
     args = parser.parse_args()
     if CONFLICT_MAX_WAIT / args.speed <= args.slow - args.timeout:
         parser.error("--speed too high: the client would stop waiting for a slow first attempt")
 
+    if args.only_nearby:
+        print(f"Machine: {machine()}\n")
+        nearby_table(args)
+        return
     inputs = [f"item {i}: a distinct product description, number {i}" for i in range(args.n)]
     faults = Faults(
         error_rate=0.10,
@@ -186,6 +348,7 @@ def main() -> None:
             ["wall seconds", *(r.wall for r in runs)],
         ],
     )
+    nearby_table(args)
 
 
 if __name__ == "__main__":

@@ -186,9 +186,16 @@ class EmulatorApp:
             self.tpm = TokenBucket(s.tpm, s.tpm, now)
             self.credits = float(s.credits)
             self.held = 0.0
+            self.storm_until, self.storm_retry_after = 0.0, 0
             self.latency_rng = random.Random(s.seed)
             self.cond.notify_all()
         self.injector.reset()
+
+    def storm(self, seconds: float, retry_after: int) -> None:
+        """Answer every embeddings request with 429 for the next ``seconds`` (emulator clock)."""
+        with self.cond:
+            self.storm_until = self.clock() + seconds
+            self.storm_retry_after = retry_after
 
     def snapshot(self) -> EmulatorStats:
         """Stats as of now."""
@@ -319,6 +326,12 @@ class EmulatorApp:
             raise invalid(INVALID_FORMAT, str(exc), FAULT_HEADER) from None
         now = self.clock()
         name = BUCKET_NAMES[ctx.bucket]
+        with self.cond:
+            storm = ctx.bucket == "embeddings" and now < self.storm_until
+        if storm:
+            ctx.applied.append("rate_limit")
+            ctx.rate_limited = True
+            raise too_many_requests(name, self.storm_retry_after)
         if ctx.plan.rate_limit:
             ctx.applied.append("rate_limit")
             ctx.rate_limited = True

@@ -384,6 +384,18 @@ class Emulator:
         """
         self._app.injector.queue(specs, path)
 
+    def rate_limit_storm(self, seconds: float, *, retry_after: int = 0) -> None:
+        """Answer every ``/v1/embeddings`` and ``/estimate`` request with 429
+        ``too_many_requests`` and ``Retry-After: retry_after`` for the next ``seconds`` (on the
+        emulator's clock), as a server under a burst of load might, ``Retry-After: 0`` included.
+
+        Example:
+            >>> emu.rate_limit_storm(2.0, retry_after=0)  # doctest: +SKIP
+        """
+        if not seconds >= 0 or retry_after < 0:
+            raise ValueError("seconds and retry_after must not be negative")
+        self._app.storm(seconds, retry_after)
+
     def release_slow(self) -> None:
         """End every slow-fault wait now; those requests then commit and answer."""
         self._app.release_slow()
