@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from aurous_embed.testing import Emulator, Faults
+from aurous_embed.testing import Clock, Emulator, Faults
 from aurous_embed.testing._faults import FaultInjector, parse_fault_spec
 from tests.emulator.helpers import MakeEmulator, body, connect, error_of
 
@@ -246,3 +246,20 @@ def test_stop_ends_slow_requests(make_emulator: MakeEmulator) -> None:
         emu.wait_until(lambda s: s.slow_in_flight == 1)
         emu.stop()
         assert pending.result().status_code == 200
+
+
+def test_a_rate_limit_storm_answers_429_until_it_blows_over(
+    emu: Emulator, client: httpx.Client, clock: Clock
+) -> None:
+    emu.rate_limit_storm(2.0, retry_after=0)
+    for _ in range(3):
+        response = client.post("/embeddings", json=body("hi"))
+        error_of(response, 429, "too_many_requests")
+        assert response.headers["retry-after"] == "0"
+    assert client.post("/embeddings/estimate", json=body("hi")).status_code == 429
+    assert client.get("/models").status_code == 200  # another bucket: not in the storm
+    clock.advance(2.0)
+    assert client.post("/embeddings", json=body("hi")).status_code == 200
+    assert emu.stats.charges == 1
+    with pytest.raises(ValueError, match="negative"):
+        emu.rate_limit_storm(-1.0)
