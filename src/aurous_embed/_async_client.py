@@ -53,7 +53,7 @@ from aurous_embed._http import (
     new_idempotency_key,
     uses_aiohttp,
 )
-from aurous_embed._parts import EmbedInput, normalize_input
+from aurous_embed._parts import EmbedInput, check_batch, normalize_input
 from aurous_embed._progress import progress_callback
 from aurous_embed._retry import Clock
 from aurous_embed.types import (
@@ -88,9 +88,9 @@ class _Connections:
     client routes through it; aiohttp is not used then).
     """
 
-    def __init__(self, timeout: float, backend: HTTPBackend) -> None:
+    def __init__(self, timeout: float, backend: HTTPBackend, base_url: str) -> None:
         self._timeout = timeout
-        self._direct = not env_proxies_configured()
+        self._direct = not env_proxies_configured(base_url)
         self._session: httpx.AsyncBaseTransport | None = None
         if self._direct and uses_aiohttp(backend):
             from aurous_embed._aiohttp import AiohttpTransport
@@ -157,12 +157,14 @@ class _Loops:
         *,
         timeout: float,
         backend: HTTPBackend,
+        base_url: str,
         max_concurrency: int,
         user_http: httpx.AsyncClient | None,
         scopes: Scopes,
     ) -> None:
         self._timeout = timeout
         self._backend = backend
+        self._base_url = base_url
         self._max_concurrency = max_concurrency
         self._user_http = user_http
         self._scopes = scopes
@@ -188,7 +190,7 @@ class _Loops:
                 del self._states[old]  # closed with their loop, or left to their transports
             connections = None
             if self._user_http is None:
-                connections = _Connections(self._timeout, self._backend)
+                connections = _Connections(self._timeout, self._backend, self._base_url)
             state = self._states[loop] = _LoopState(
                 connections, asyncio.Semaphore(self._max_concurrency)
             )
@@ -279,6 +281,7 @@ class AsyncAurousClient(ClientCore):
         self._loops = _Loops(
             timeout=self.timeout,
             backend=self.http_backend,
+            base_url=self.base_url,
             max_concurrency=self.max_concurrency,
             user_http=http_client,
             scopes=self._requester.scopes,
@@ -476,6 +479,7 @@ class AsyncAurousClient(ClientCore):
         ``inputs`` may also be an async iterable. Use as ``async for result in client.embed_iter(...)``.
         """
         call = self._call(model, dimensions, user, max_credits)
+        check_batch(inputs, "embed_iter")
         total = len(inputs) if isinstance(inputs, Sequence) else None
         callback, close = progress_callback(on_progress, show_progress, total, "embedding")
         items: Iterable[Item] | AsyncIterable[Item]

@@ -38,7 +38,7 @@ from aurous_embed._http import (
     env_proxies_configured,
     new_idempotency_key,
 )
-from aurous_embed._parts import EmbedInput, normalize_input
+from aurous_embed._parts import EmbedInput, check_batch, normalize_input
 from aurous_embed._progress import progress_callback
 from aurous_embed._retry import Clock
 from aurous_embed.types import (
@@ -122,7 +122,7 @@ class AurousClient(ClientCore):
             # cuts its own lanes' sockets and no other call's.
             context = default_ssl_context()
             timeout = self.timeout
-            if env_proxies_configured():
+            if env_proxies_configured(self.base_url):
                 lanes = Lanes(
                     lambda: httpx.Client(verify=context, timeout=timeout, limits=ONE_CONNECTION)
                 )
@@ -384,6 +384,7 @@ class AurousClient(ClientCore):
         place and the stream goes on. Stopping early (``break``) cancels what was not sent.
         """
         call = self._call(model, dimensions, user, max_credits)
+        check_batch(inputs, "embed_iter")
         total = len(inputs) if isinstance(inputs, Sequence) else None
         callback, close = progress_callback(on_progress, show_progress, total, "embedding")
         return self._iterate(

@@ -39,6 +39,10 @@ MAX_TEXT_CHARS: Final = 1_000_000
 MAX_URL_CHARS: Final = 2048
 CONTEXT_WINDOW_TOKENS: Final = 128_000
 SUPPORTED_DIMENSIONS: Final = (1024, 2048)  # `aurous_metadata.dimensions`; validated, not applied
+MAX_USER_CHARS: Final = 256  # [DOC] the API reference's `user`: "Maximum string length: 256"
+# [ASSUMPTION] the largest integer the client sends as `dimensions` (a signed 32-bit integer: any
+# JSON parser reads it exactly; the API then checks it against the model's set).
+MAX_DIMENSIONS_VALUE: Final = 2**31 - 1
 # [DOC] cloud metadata hostnames are refused by name (the docs list examples and end with "...");
 # [ASSUMPTION] the rest of this list, and that "localhost" / "*.localhost" count as loopback names
 # (they name loopback without any DNS lookup). Literal IPs are refused by range; hostnames are
@@ -46,6 +50,11 @@ SUPPORTED_DIMENSIONS: Final = (1024, 2048)  # `aurous_metadata.dimensions`; vali
 BLOCKED_URL_HOSTNAMES: Final = frozenset(
     (
         "localhost",
+        "localhost.localdomain",
+        "localhost6",
+        "localhost6.localdomain6",
+        "ip6-localhost",
+        "ip6-loopback",
         "metadata",
         "metadata.google.internal",
         "metadata.aws.com",
@@ -59,6 +68,14 @@ BLOCKED_URL_HOSTNAMES: Final = frozenset(
 IMAGE_MIME_TYPES: Final = ("image/png", "image/jpeg", "image/webp")
 MAX_IMAGE_BYTES: Final = 10 * 1024 * 1024
 MAX_IMAGE_SIDE: Final = 4096
+# Client bounds on local images, not API limits: the most the client reads of one image file or
+# stream (images over 10 MB are read only to be converted), the most pixels it decodes for one
+# image (just under Pillow's own refusal at 178,956,970: a 13,000 x 13,000 scan passes), and how
+# many pixels all the process's conversions may hold decoded at once (a 12,000 x 12,000 PNG takes
+# about 580 MB decoded, so two such images are never decoded at the same time).
+MAX_IMAGE_SOURCE_BYTES: Final = 64 * 1024 * 1024
+MAX_DECODE_PIXELS: Final = 178_000_000
+DECODE_BUDGET_PIXELS: Final = 200_000_000
 
 # --- pricing [DOC] ------------------------------------------------------------------------------
 TEXT_CREDITS_PER_M: Final = 18.75

@@ -38,6 +38,8 @@ from aurous_embed._config import (
     ENV_API_KEY,
     ENV_API_VERSION,
     ENV_BASE_URL,
+    MAX_DIMENSIONS_VALUE,
+    MAX_USER_CHARS,
 )
 from aurous_embed._errors import (
     APIError,
@@ -125,12 +127,38 @@ def _check_api_version(api_version: str | None) -> str | None:
     return value
 
 
-def _check_int(value: object, *, param: str, minimum: int = 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+def _check_int(
+    value: object, *, param: str, minimum: int = 1, maximum: int = MAX_DIMENSIONS_VALUE
+) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        shown = repr(value) if not isinstance(value, int) or value.bit_length() < 64 else "huge"
         raise InputValidationError(
-            f"{param} must be an integer >= {minimum}, got {value!r}", param=param
+            f"{param} must be an integer >= {minimum} and <= {maximum:,}, got {shown}", param=param
         )
     return value
+
+
+def _visible_ascii(value: str) -> bool:
+    """Only printable ASCII without spaces: what an HTTP header value can carry unchanged."""
+    return value.isascii() and value.isprintable() and " " not in value
+
+
+def _check_api_key(key: object) -> str:
+    """The key, stripped; refused without showing any of it when no header could carry it."""
+    if not isinstance(key, str) or not key.strip():
+        raise MissingAPIKeyError(
+            f"no Aurous API key: pass api_key=... or set the {ENV_API_KEY} environment "
+            "variable (for offline work, start the emulator: aurous-embed serve)"
+        )
+    key = key.strip()
+    if not _visible_ascii(key):
+        raise InputValidationError(
+            f"the API key has {len(key)} characters, some of them control characters, spaces or "
+            "not ASCII (a line break pasted in?): no HTTP header can carry it; check the value "
+            f"of api_key= or {ENV_API_KEY} (the key itself is not shown)",
+            param="api_key",
+        )
+    return key
 
 
 class UsageCounter:
@@ -224,12 +252,7 @@ class ClientCore:
         max_credits: float | None,
         clock: Clock | None,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get(ENV_API_KEY, "")
-        if not isinstance(key, str) or not key.strip():
-            raise MissingAPIKeyError(
-                f"no Aurous API key: pass api_key=... or set the {ENV_API_KEY} environment "
-                "variable (for offline work, start the emulator: aurous-embed serve)"
-            )
+        key = _check_api_key(api_key if api_key is not None else os.environ.get(ENV_API_KEY, ""))
         self.model = self._check_model(model)
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
             raise InputValidationError(f"timeout must be > 0, got {timeout!r}", param="timeout")
@@ -238,7 +261,7 @@ class ClientCore:
         self.max_concurrency = _check_int(max_concurrency, param="max_concurrency")
         self.base_url = resolve_base_url(base_url)
         self.api_version = _check_api_version(api_version)
-        secret = Secret(key.strip())
+        secret = Secret(key)
         self._settings = HTTPSettings(
             base_url=self.base_url,
             api_key=secret,
@@ -307,13 +330,19 @@ class ClientCore:
             self._check_model(model)
         if dimensions is not None:
             _check_int(dimensions, param="dimensions")
-        if user is not None and (not isinstance(user, str) or not user):
-            raise InputValidationError(f"user must be a non-empty str, got {user!r}", param="user")
+        if user is not None and (not isinstance(user, str) or not 1 <= len(user) <= MAX_USER_CHARS):
+            raise InputValidationError(
+                f"user must be a str of 1 to {MAX_USER_CHARS} characters", param="user"
+            )
         if idempotency_key is not None and (
-            not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 256
+            not isinstance(idempotency_key, str)
+            or not 1 <= len(idempotency_key) <= 256
+            or not _visible_ascii(idempotency_key)
         ):
             raise InputValidationError(
-                "idempotency_key must be a str of 1 to 256 characters", param="idempotency_key"
+                "idempotency_key must be 1 to 256 printable ASCII characters without spaces "
+                "(it is sent as a header)",
+                param="idempotency_key",
             )
         budget = Budget(check_max_credits(max_credits), scope="call")
         return CallOptions(model or self.model, dimensions, user, budget)

@@ -399,13 +399,16 @@ def uses_aiohttp(backend: HTTPBackend) -> bool:
     return backend == "aiohttp" or (backend == "auto" and _aiohttp_available())
 
 
-def env_proxies_configured() -> bool:
-    """Whether the environment names a proxy (``HTTPS_PROXY``, ``ALL_PROXY``, ...).
+def env_proxies_configured(base_url: str) -> bool:
+    """Whether requests to ``base_url`` should go through a proxy the environment names
+    (``HTTPS_PROXY``, ``ALL_PROXY``, ...).
 
     httpx reads the same source (``urllib.request.getproxies()``) when it builds a client's proxy
-    routes; with none, a client sends every request to its one transport, and so may we.
+    routes; with none, a client sends every request to its one transport, and so may we. A plain
+    http base URL (allowed only to a loopback host) never goes through a proxy: the proxy would see
+    the API key in the clear, and a loopback server is no proxy's business.
     """
-    return bool(urllib.request.getproxies())
+    return not base_url.startswith("http://") and bool(urllib.request.getproxies())
 
 
 @functools.lru_cache(maxsize=64)

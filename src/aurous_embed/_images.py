@@ -7,18 +7,35 @@ Pillow a clear :class:`MissingDependencyError` names the extra.
 The format sniffing and header size parsing below are hand-written on purpose: they keep the core
 free of dependencies (httpx only) while still catching non-images and oversized images before a
 request is sent. They read a few header bytes, never decode pixels.
+
+Nothing here grows without bound: a file or stream is read up to ``MAX_IMAGE_SOURCE_BYTES`` (and a
+FIFO or device is refused without opening it), one image is decoded only up to
+``MAX_DECODE_PIXELS``, and all conversions of the process together hold at most
+``DECODE_BUDGET_PIXELS`` decoded at once (a JPEG is decoded at a reduced scale when it is to be
+downscaled anyway).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import math
 import os
+import stat
 import struct
-from collections.abc import Callable
+import threading
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aurous_embed._config import MAX_IMAGE_BYTES, MAX_IMAGE_SIDE
+from aurous_embed._config import (
+    DECODE_BUDGET_PIXELS,
+    MAX_DECODE_PIXELS,
+    MAX_IMAGE_BYTES,
+    MAX_IMAGE_SIDE,
+    MAX_IMAGE_SOURCE_BYTES,
+)
 from aurous_embed._errors import InputValidationError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -123,29 +140,110 @@ def is_binary_file(value: object) -> bool:
     )
 
 
+def is_one_pass_stream(value: object) -> bool:
+    """A binary stream that cannot be read twice (no ``getvalue``, not seekable)."""
+    if (
+        not is_binary_file(value)
+        or is_pil_image(value)
+        or callable(getattr(value, "getvalue", None))
+    ):
+        return False
+    seekable = getattr(value, "seekable", None)
+    try:
+        return not (callable(seekable) and seekable())
+    except (OSError, ValueError):  # e.g. closed: its check says so
+        return False
+
+
+def _too_big(what: str, *, param: str) -> InputValidationError:
+    return InputValidationError(
+        f"{what} is over {MAX_IMAGE_SOURCE_BYTES:,} bytes, the most this client reads of one "
+        "image (images over 10 MB are only read to be converted)",
+        param=param,
+    )
+
+
 def read_binary_file(source: object, *, param: str) -> bytes:
-    """All bytes of a file-like object, from the start, without moving its position for good."""
-    getvalue = getattr(source, "getvalue", None)
-    if callable(getvalue):  # BytesIO: no seeking needed
-        data = getvalue()
-    else:
-        handle: Any = source
-        try:
-            position = handle.tell() if handle.seekable() else None
+    """The bytes of a file-like object, from the start, without moving its position for good.
+
+    Reads at most ``MAX_IMAGE_SOURCE_BYTES`` (an endless stream is refused, not read whole).
+    """
+    handle: Any = source
+    try:
+        getvalue = getattr(source, "getvalue", None)
+        if callable(getvalue):  # BytesIO: no seeking needed
+            data = getvalue()
+        else:
+            seekable = getattr(handle, "seekable", None)
+            position = handle.tell() if callable(seekable) and seekable() else None
             if position is not None:
                 handle.seek(0)
-            data = handle.read()
+            data = handle.read(MAX_IMAGE_SOURCE_BYTES + 1)
             if position is not None:
                 handle.seek(position)
-        except (OSError, ValueError) as exc:
-            raise InputValidationError(
-                f"cannot read the image stream: {exc}", param=param
-            ) from None
+    except (OSError, ValueError, AttributeError, TypeError) as exc:  # closed, odd file objects
+        raise InputValidationError(f"cannot read the image stream: {exc}", param=param) from None
     if not isinstance(data, (bytes, bytearray)):
         raise InputValidationError(
             "an image stream must be binary (open the file with 'rb')", param=param
         )
+    if len(data) > MAX_IMAGE_SOURCE_BYTES:
+        raise _too_big("the image stream", param=param)
     return bytes(data)
+
+
+def _regular_file(path: Path, *, param: str) -> int:
+    """The size of ``path`` if it is a regular file within the limits; a typed refusal otherwise.
+
+    Decided from ``stat`` alone: a FIFO or a device is never opened (opening a FIFO blocks, and a
+    device may never end).
+    """
+    text = str(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise InputValidationError(
+            f"image file {text[:200]!r} does not exist", param=param
+        ) from None
+    except (OSError, ValueError) as exc:  # too long, a NUL byte, no permission, a loop
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise InputValidationError(
+            f"cannot read image file {text[:200]!r}: {reason}", param=param
+        ) from None
+    mode = info.st_mode
+    if not stat.S_ISREG(mode):
+        what = (
+            "a directory"
+            if stat.S_ISDIR(mode)
+            else "a named pipe (FIFO)"
+            if stat.S_ISFIFO(mode)
+            else "a device"
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket"
+            if stat.S_ISSOCK(mode)
+            else "not a regular file"
+        )
+        raise InputValidationError(
+            f"image file {text[:200]!r} is {what}, not a regular file", param=param
+        )
+    if info.st_size > MAX_IMAGE_SOURCE_BYTES:
+        raise _too_big(f"image file {text[:200]!r} ({info.st_size:,} bytes)", param=param)
+    return int(info.st_size)
+
+
+def read_image_file(path: Path, *, param: str) -> bytes:
+    """The bytes of an image file (checked by :func:`_regular_file` first)."""
+    _regular_file(path, param=param)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_IMAGE_SOURCE_BYTES + 1)
+    except OSError as exc:
+        raise InputValidationError(f"cannot read image file: {exc}", param=param) from None
+    if len(data) > MAX_IMAGE_SOURCE_BYTES:  # it grew since the check
+        raise _too_big(f"image file {str(path)[:200]!r}", param=param)
+    if not data:
+        raise InputValidationError(f"image file {str(path)[:200]!r} is empty", param=param)
+    return data
 
 
 def check_source(source: object, *, param: str) -> None:
@@ -155,30 +253,101 @@ def check_source(source: object, *, param: str) -> None:
             raise InputValidationError("image bytes are empty", param=param)
         return
     if is_path_like(source):
-        path = Path(source)  # type: ignore[arg-type]
-        text = str(source)
+        try:
+            text = os.fspath(source)  # type: ignore[call-overload]
+        except TypeError as exc:
+            raise InputValidationError(f"not a file path: {exc}", param=param) from None
+        if not isinstance(text, str):
+            raise InputValidationError("an image path must be a str", param=param)
         if "://" in text or text.startswith("data:"):
             raise InputValidationError(
                 f"{text[:80]!r} is a URI, not a file path: use ImageURL(url) for https URLs or "
                 "image_from_uri(uri), which also reads file:// and data: URIs",
                 param=param,
             )
-        if not path.is_file():
-            what = "is a directory" if path.is_dir() else "does not exist"
-            raise InputValidationError(f"image file {text!r} {what}", param=param)
+        _regular_file(Path(text), param=param)
         return
     if is_pil_image(source):
+        width, height = source.size  # type: ignore[attr-defined]
+        if width <= 0 or height <= 0:
+            raise InputValidationError(
+                f"a PIL image has an empty dimension: {width}x{height}", param=param
+            )
         return
     if is_ndarray(source):
         _check_array(source, param=param)
         return
     if is_binary_file(source):
+        if getattr(source, "closed", False) is True:
+            raise InputValidationError("the image stream is closed", param=param)
         return
     raise InputValidationError(
         "an image must be a path, bytes, a binary file object, a PIL image or a numpy uint8 array, "
         f"not {type(source).__name__}",
         param=param,
     )
+
+
+class _PixelBudget:
+    """How many pixels the process's image conversions may hold decoded at once (thread-safe).
+
+    A conversion takes its image's pixel count (or the whole budget, if it is larger) before it
+    decodes and gives it back after: huge images are decoded one after another, small ones side by
+    side.
+    """
+
+    def __init__(self, pixels: int) -> None:
+        self.capacity = pixels
+        self._free = pixels
+        self._ready = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        share = min(pixels, self.capacity)
+        with self._ready:
+            self._ready.wait_for(lambda: self._free >= share)
+            self._free -= share
+        try:
+            yield
+        finally:
+            with self._ready:
+                self._free += share
+                self._ready.notify_all()
+
+
+DECODE_BUDGET = _PixelBudget(DECODE_BUDGET_PIXELS)
+_OPEN_LOCK = threading.Lock()  # warnings.catch_warnings changes process-wide state
+
+
+def _open(target: object, *, param: str, problem: str) -> Any:
+    """Pillow's lazy open (the header only), for an image this module bounds itself: Pillow's
+    decompression-bomb warning is silenced, and more than ``MAX_DECODE_PIXELS`` is refused."""
+    pil = _pil()
+    try:
+        with _OPEN_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore", pil.DecompressionBombWarning)
+            image = pil.open(target)
+    except Exception as exc:  # Pillow raises many types for bad data
+        raise _undecodable(exc, problem, param=param) from None
+    _check_pixels(image.size, param=param)
+    return image
+
+
+def _check_pixels(size: tuple[int, int], *, param: str) -> None:
+    width, height = size
+    if width * height > MAX_DECODE_PIXELS:
+        raise InputValidationError(
+            f"image {width}x{height} px is over {MAX_DECODE_PIXELS:,} pixels, the most this "
+            "client decodes for one image (downscale it first)",
+            param=param,
+        )
+
+
+def _fit_scale(size: tuple[int, int]) -> tuple[int, int]:
+    """``size`` scaled down so that its longer side is at most ``MAX_IMAGE_SIDE``."""
+    width, height = size
+    ratio = min(1.0, MAX_IMAGE_SIDE / max(width, height))
+    return max(1, math.floor(width * ratio)), max(1, math.floor(height * ratio))
 
 
 NOT_AN_IMAGE = "not a PNG, JPEG or WebP image"
@@ -243,7 +412,7 @@ def precheck_image(source: object, *, fit: bool, param: str) -> None:
     elif is_path_like(source):
         path = Path(source)  # type: ignore[arg-type]
         try:
-            with path.open("rb") as handle:
+            with path.open("rb") as handle:  # a regular file within the limits (check_source)
                 total = os.fstat(handle.fileno()).st_size
                 head = handle.read(_HEAD_FIRST)
 
@@ -269,7 +438,44 @@ def precheck_image(source: object, *, fit: bool, param: str) -> None:
                 "converting it",
                 param=param,
             )
-    # Other binary streams are read once, when their request is built.
+    elif is_binary_file(source):
+        _precheck_stream(source, fit=fit, param=param)
+
+
+def _precheck_stream(source: object, *, fit: bool, param: str) -> None:
+    """A stream's header and size, if it can be read and rewound (a ``BytesIO``, an open file);
+    a stream that cannot is read once, bounded, when its request is built."""
+    handle: Any = source
+    try:
+        getvalue = getattr(handle, "getvalue", None)
+        if callable(getvalue):
+            data = getvalue()
+            head, total = data[:_HEAD_MAX], len(data)
+        else:
+            seekable = getattr(handle, "seekable", None)
+            if not (callable(seekable) and seekable()):
+                return
+            position = handle.tell()
+            handle.seek(0)
+            head = handle.read(_HEAD_MAX)
+            total = len(head)
+            while total <= MAX_IMAGE_SOURCE_BYTES:  # counted, not kept
+                chunk = handle.read(1 << 20)
+                if not chunk:
+                    break
+                total += len(chunk)
+            handle.seek(position)
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
+        raise InputValidationError(f"cannot read the image stream: {exc}", param=param) from None
+    if not isinstance(head, (bytes, bytearray)):
+        raise InputValidationError(
+            "an image stream must be binary (open the file with 'rb')", param=param
+        )
+    if total > MAX_IMAGE_SOURCE_BYTES:
+        raise _too_big("the image stream", param=param)
+    if total == 0:
+        raise InputValidationError("the image stream is empty", param=param)
+    _precheck_head(lambda size: bytes(head[:size]), total=total, fit=fit, param=param, source=head)
 
 
 def _precheck_head(
@@ -278,13 +484,10 @@ def _precheck_head(
     head = read(_HEAD_FIRST)
     mime = sniff_mime(head)
     if mime is None:  # anything else needs Pillow: can it read this at all (header only)?
-        pil = _converter(NOT_AN_IMAGE, fit=fit, param=param)
+        _converter(NOT_AN_IMAGE, fit=fit, param=param)
         target = source if isinstance(source, Path) else io.BytesIO(bytes(source))  # type: ignore[call-overload]
-        try:
-            with pil.open(target):
-                pass
-        except Exception as exc:  # Pillow raises many types for bad data
-            raise _undecodable(exc, NOT_AN_IMAGE, param=param) from None
+        with _open(target, param=param, problem=NOT_AN_IMAGE):
+            pass
         return
     size = header_size(head, mime)
     if size is None and len(head) < total:
@@ -294,6 +497,7 @@ def _precheck_head(
         if len(head) >= total:
             raise _corrupt(mime, param=param)
         return  # a size marker beyond what was read (huge JPEG metadata): checked when encoded
+    _check_pixels(size, param=param)
     problem = _over_limits(size, total)
     if problem is not None:
         _converter(problem, fit=fit, param=param)
@@ -319,20 +523,17 @@ def encode_image(source: object, *, fit: bool, param: str) -> bytes:
     """Bytes of a PNG/JPEG/WebP image within the limits, ready for ``image_url.b64_json``.
 
     Raises:
-        InputValidationError: unreadable or corrupt image, or over the limits with ``fit=False``.
+        InputValidationError: unreadable or corrupt image, over the client's bounds, or over the
+            limits with ``fit=False``.
         MissingDependencyError: conversion needed but Pillow (or numpy) is not installed.
     """
     check_source(source, param=param)
     if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) > MAX_IMAGE_SOURCE_BYTES:
+            raise _too_big(f"image bytes ({len(source):,})", param=param)
         return _fit_bytes(bytes(source), fit=fit, param=param)
     if is_path_like(source):
-        try:
-            data = Path(source).read_bytes()  # type: ignore[arg-type]
-        except OSError as exc:
-            raise InputValidationError(f"cannot read image file: {exc}", param=param) from None
-        if not data:
-            raise InputValidationError(f"image file {str(source)!r} is empty", param=param)
-        return _fit_bytes(data, fit=fit, param=param)
+        return _fit_bytes(read_image_file(Path(source), param=param), fit=fit, param=param)  # type: ignore[arg-type]
     if is_binary_file(source) and not is_pil_image(source):
         data = read_binary_file(source, param=param)
         if not data:
@@ -341,6 +542,7 @@ def encode_image(source: object, *, fit: bool, param: str) -> bytes:
     pil = _pil()
     if is_ndarray(source):
         array: Any = source
+        _check_pixels((array.shape[1], array.shape[0]), param=param)
         # Pillow has no mode for HxWx1; it is a grey image.
         image: PILImage = pil.fromarray(
             array[:, :, 0] if array.ndim == 3 and array.shape[2] == 1 else array
@@ -361,13 +563,18 @@ def _fit_bytes(data: bytes, *, fit: bool, param: str) -> bytes:
         if over is None:
             return data  # already acceptable: send the caller's bytes untouched
         problem = over
-    pil = _converter(problem, fit=fit, param=param)
-    try:
-        image = pil.open(io.BytesIO(data))
-        image.load()
-    except Exception as exc:  # Pillow raises many types for bad data
-        raise _undecodable(exc, problem, param=param) from None
-    return _reencode(image, fit=fit, param=param, lossy_source=mime == "image/jpeg")
+    _converter(problem, fit=fit, param=param)
+    image = _open(io.BytesIO(data), param=param, problem=problem)
+    if image.format == "JPEG" and max(image.size) > MAX_IMAGE_SIDE:
+        # Decode at 1/2, 1/4 or 1/8 scale straight from the DCT: it is downscaled anyway.
+        image.draft("RGB", _fit_scale(image.size))
+    width, height = image.size
+    with DECODE_BUDGET.hold(width * height):
+        try:
+            image.load()
+        except Exception as exc:  # Pillow raises many types for bad data
+            raise _undecodable(exc, problem, param=param) from None
+        return _reencode(image, fit=fit, param=param, lossy_source=mime == "image/jpeg")
 
 
 def _reencode(image: PILImage, *, fit: bool, param: str, lossy_source: bool) -> bytes:
@@ -378,8 +585,9 @@ def _reencode(image: PILImage, *, fit: bool, param: str, lossy_source: bool) -> 
             raise InputValidationError(
                 f"image {image.size[0]}x{image.size[1]} px is over {MAX_IMAGE_SIDE} px", param=param
             )
-        image = image.copy()
-        image.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE), pil.Resampling.LANCZOS)
+        # A new, smaller image (the caller's is left alone); reducing by whole factors first
+        # keeps the intermediate images small.
+        image = image.resize(_fit_scale(image.size), pil.Resampling.LANCZOS, reducing_gap=3.0)
     has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     if image.mode not in ("RGB", "RGBA", "L", "LA"):
         image = image.convert("RGBA" if has_alpha else "RGB")

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import os
-import re
-import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,20 +20,22 @@ from urllib.parse import unquote_to_bytes, urlsplit
 from urllib.request import url2pathname
 
 from aurous_embed._config import (
-    BLOCKED_URL_HOSTNAMES,
     MAX_IMAGES,
     MAX_PARTS,
     MAX_TEXT_CHARS,
     MAX_URL_CHARS,
 )
 from aurous_embed._errors import InputValidationError
+from aurous_embed._hosts import blocked_host_reason
 from aurous_embed._images import (
     check_source,
     encode_image,
     is_binary_file,
     is_ndarray,
+    is_one_pass_stream,
     is_pil_image,
     precheck_image,
+    read_binary_file,
 )
 
 __all__ = [
@@ -137,25 +136,6 @@ BATCH_HINT = (
     "them as Text(...) parts to combine them into ONE vector"
 )
 
-# IPv4 written the short ways inet_aton reads (127.1, 0x7f000001, 2130706433): still a literal.
-_IPV4_SHORTHAND = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$")
-
-
-def _literal_address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The IP address a host *literally* is (no DNS), or ``None`` for a hostname."""
-    try:
-        address = ipaddress.ip_address(name.split("%")[0])
-    except ValueError:
-        if not _IPV4_SHORTHAND.match(name):
-            return None
-        try:
-            address = ipaddress.IPv4Address(socket.inet_aton(name))
-        except OSError:
-            return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
 
 def check_text(text: object, *, param: str) -> str:
     """A text value the API accepts: a non-empty str, no NUL, at most 1,000,000 characters."""
@@ -214,19 +194,10 @@ def check_url(url: object, *, param: str) -> str:
         raise InputValidationError(
             f"url port {parts.netloc.rpartition(':')[2]!r} is not a port number", param=param
         ) from None
-    name = host.lower().rstrip(".")
-    if name in BLOCKED_URL_HOSTNAMES or name.endswith(".localhost"):
+    reason = blocked_host_reason(host)
+    if reason is not None:
         raise InputValidationError(
-            f"url host {host} is a metadata / loopback host name the API will not fetch",
-            param=param,
-        )
-    address = _literal_address(name)
-    # is_global alone misses multicast (224.0.0.0/4 counts as global on some Python versions).
-    if address is not None and (address.is_multicast or not address.is_global):
-        raise InputValidationError(
-            f"url host {host} is a private / loopback / link-local / reserved address the API "
-            "will not fetch",
-            param=param,
+            f"url host {host!r} is {reason}: the API will not fetch it", param=param
         )
     return url  # a public address, or a hostname: the API resolves and checks it (we never do)
 
@@ -339,17 +310,41 @@ def normalize_input(value: object) -> Normalized:
             f"input has {images} image parts; the cap is {MAX_IMAGES} images per request",
             param="input",
         )
+    parts = tuple(_settled(part, param=f"input[{i}]") for i, part in enumerate(parts))
     for i, part in enumerate(parts):
         check_part(part, param=f"input[{i}]")
     return parts
 
 
+def _settled(part: Part, *, param: str) -> Part:
+    """An image from a stream that cannot be rewound is read now (bounded), once: it can then be
+    checked before anything is sent, hashed for the cache and encoded from the same bytes."""
+    if isinstance(part, Image) and is_one_pass_stream(part.source):
+        data = read_binary_file(part.source, param=f"{param}.image_url.b64_json")
+        return Image(data, fit=part.fit)
+    return part
+
+
+def check_batch(inputs: object, method: str = "embed_many") -> None:
+    """Refuse what is not a collection of inputs: a str or bytes (its characters), a dict (its
+    keys, e.g. one API-shaped part passed by mistake), or anything that cannot be iterated."""
+    if isinstance(inputs, Mapping):
+        raise InputValidationError(
+            f"{method} takes a list of inputs, not a dict (iterating it would embed its keys); "
+            f"one part: {method}([part]) or embed(part)",
+            param="inputs",
+        )
+    if isinstance(inputs, (str, bytes, bytearray)) or not (
+        isinstance(inputs, Iterable) or hasattr(inputs, "__aiter__")
+    ):
+        raise InputValidationError(
+            f"{method} takes a list of inputs; for one input use embed()", param="inputs"
+        )
+
+
 def normalize_inputs(inputs: Iterable[EmbedInput]) -> list[Normalized]:
     """Check every input of a batch, before anything is sent; an error names the item's index."""
-    if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Iterable):
-        raise InputValidationError(
-            "embed_many takes a list of inputs; for one input use embed()", param="inputs"
-        )
+    check_batch(inputs)
     values = []
     for index, value in enumerate(inputs):
         try:

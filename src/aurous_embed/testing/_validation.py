@@ -17,15 +17,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import ipaddress
-import re
-import socket
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
 from aurous_embed._config import (
-    BLOCKED_URL_HOSTNAMES,
     CHAT_MODEL,
     DEFAULT_MODEL,
     MAX_IMAGE_BYTES,
@@ -37,6 +33,7 @@ from aurous_embed._config import (
     SUPPORTED_DIMENSIONS,
     TEXT_BYTES_PER_TOKEN,
 )
+from aurous_embed._hosts import blocked_host_reason
 from aurous_embed.testing._envelope import (
     INVALID_FORMAT,
     MISSING_FIELD,
@@ -55,9 +52,6 @@ BATCH_MESSAGE = (  # [DOC] verbatim
 )
 EMBEDDING_MODELS = frozenset((DEFAULT_MODEL, *MODEL_ALIASES))
 CHAT_MODELS = frozenset((CHAT_MODEL,))
-
-BLOCKED_HOSTNAMES = BLOCKED_URL_HOSTNAMES
-_IPV4_SHORTHAND = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$")
 
 
 @dataclass(frozen=True)
@@ -318,39 +312,6 @@ def _check_url(url: str, path: str) -> None:
     reason = blocked_host_reason(host)
     if reason is not None:
         raise invalid(INVALID_FORMAT, f"url host {host} is {reason}", path)
-
-
-def blocked_host_reason(host: str) -> str | None:
-    """Why a literal host may not be fetched, or ``None``. Never resolves DNS."""
-    name = host.lower().rstrip(".")
-    if name in BLOCKED_HOSTNAMES or name.endswith(".localhost"):
-        return "a blocked metadata / loopback hostname"
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address
-    try:
-        address = ipaddress.ip_address(name.split("%")[0])
-    except ValueError:
-        if not _IPV4_SHORTHAND.match(name):
-            return None
-        try:  # shorthand IPv4 forms such as 127.1 or 0x7f000001: still no DNS involved
-            address = ipaddress.IPv4Address(socket.inet_aton(name))
-        except OSError:
-            return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    family = "IPv4" if address.version == 4 else "IPv6"
-    if address.is_loopback:
-        kind = "loopback"
-    elif address.is_link_local:
-        kind = "link-local"
-    elif address.is_multicast:
-        kind = "multicast"
-    elif address.is_private:
-        kind = "private"
-    elif address.is_global:
-        return None
-    else:
-        kind = "reserved"
-    return f"a private / loopback / link-local {family} address ({kind})"
 
 
 def _decode_b64(value: str, path: str) -> ImageBytesPart:

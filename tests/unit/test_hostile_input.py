@@ -1,0 +1,294 @@
+"""Hostile input gets a typed error before anything is sent, and nothing grows without bound."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import subprocess
+import sys
+import threading
+import zlib
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from aurous_embed import (
+    AsyncAurousClient,
+    AurousClient,
+    Image,
+    InputValidationError,
+    Text,
+)
+from aurous_embed._config import MAX_DECODE_PIXELS, MAX_IMAGE_SOURCE_BYTES
+from aurous_embed._images import _PixelBudget, encode_image
+from tests.unit.conftest import API_KEY, BASE_URL, FakeAPI
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that claims ``width`` x ``height`` pixels in a few bytes (its data is garbage)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(ihdr))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk))
+        + b"\x00" * 64
+    )
+
+
+@pytest.fixture
+def api() -> FakeAPI:
+    return FakeAPI()
+
+
+@pytest.fixture
+def client(api: FakeAPI) -> AurousClient:
+    return AurousClient(
+        API_KEY, base_url=BASE_URL, http_client=httpx.Client(transport=httpx.MockTransport(api))
+    )
+
+
+def refused(client: AurousClient, api: FakeAPI, value: Any, param: str) -> InputValidationError:
+    """Refused by embed and by embed_many, typed, naming ``param``, with nothing sent."""
+    with pytest.raises(InputValidationError) as single:
+        client.embed(value)
+    with pytest.raises(InputValidationError) as batch:
+        client.embed_many(["fine", value])
+    assert api.requests == []
+    assert batch.value.index == 1
+    for error in (single.value, batch.value):
+        assert error.param is not None and param in error.param, error.param
+    return single.value
+
+
+# --- unbounded sources ---------------------------------------------------------------------------
+
+
+def test_an_endless_stream_is_refused_not_read_whole(client: AurousClient, api: FakeAPI) -> None:
+    with open("/dev/zero", "rb") as zero:
+        error = refused(client, api, Image(zero), "image_url")
+    assert f"{MAX_IMAGE_SOURCE_BYTES:,}" in str(error)
+
+
+def test_a_device_path_is_refused_without_reading_it(client: AurousClient, api: FakeAPI) -> None:
+    error = refused(client, api, Image("/dev/zero"), "image_url")
+    assert "a device" in str(error)
+
+
+def test_a_huge_sparse_file_is_refused_by_its_size(
+    client: AurousClient, api: FakeAPI, tmp_path: Path
+) -> None:
+    big = tmp_path / "sparse.png"
+    with big.open("wb") as handle:
+        handle.write(png_header(100, 100))
+        handle.truncate(3 * 1024**3)  # 3 GB, no disk used
+    error = refused(client, api, Image(big), "image_url")
+    assert "3,221,225,472 bytes" in str(error)
+
+
+def test_a_fifo_is_refused_without_blocking(
+    client: AurousClient, api: FakeAPI, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    done = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def attempt() -> None:
+        try:
+            refused(client, api, Image(fifo), "image_url")
+        except BaseException as exc:  # reported below
+            outcome["error"] = exc
+        done.set()
+
+    threading.Thread(target=attempt, daemon=True).start()
+    assert done.wait(30), "opening the FIFO blocked"  # a hang guard, not a timing claim
+    assert "error" not in outcome, outcome
+    with pytest.raises(InputValidationError, match="named pipe"):
+        client.embed(Image(fifo))
+
+
+# --- typed errors instead of crashes -------------------------------------------------------------
+
+
+def test_odd_image_sources_get_typed_errors(
+    client: AurousClient, api: FakeAPI, tmp_path: Path
+) -> None:
+    pil = pytest.importorskip("PIL.Image")
+    refused(client, api, Image(pil.new("RGB", (0, 0))), "image_url")  # zero-size PIL image
+    refused(client, api, Image("x" * 5000 + ".png"), "image_url")  # OSError: name too long
+    refused(client, api, Image(str(tmp_path / "nul\x00.png")), "image_url")  # ValueError
+    closed = io.BytesIO(png_header(10, 10))
+    closed.close()
+    refused(client, api, Image(closed), "image_url")  # ValueError: closed
+
+    class NoSizeArgument:
+        def read(self) -> bytes:  # read() without the size argument every file has
+            return b""
+
+    refused(client, api, Image(NoSizeArgument()), "image_url")
+
+
+def test_an_object_with_only_read_is_read(client: AurousClient, api: FakeAPI) -> None:
+    pil = pytest.importorskip("PIL.Image")
+    buffer = io.BytesIO()
+    pil.new("RGB", (4, 4), (200, 10, 10)).save(buffer, format="PNG")
+
+    class OnlyRead:
+        def __init__(self) -> None:
+            self._data = io.BytesIO(buffer.getvalue())
+
+        def read(self, size: int = -1) -> bytes:
+            return self._data.read(size)
+
+    client.embed(Image(OnlyRead()))
+    assert len(api.requests) == 1
+
+
+def test_an_image_over_the_pixel_maximum_is_refused_from_its_header(
+    client: AurousClient, api: FakeAPI
+) -> None:
+    error = refused(client, api, Image(png_header(20_000, 20_000)), "image_url")
+    assert f"{MAX_DECODE_PIXELS:,}" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("call", "param"),
+    [
+        (lambda c: c.embed("x", dimensions=2**64), "dimensions"),
+        (lambda c: c.embed("x", dimensions=2**31), "dimensions"),
+        (lambda c: c.embed("x", idempotency_key="clé-non-ascii"), "idempotency_key"),
+        (lambda c: c.embed("x", idempotency_key="a\nb"), "idempotency_key"),
+        (lambda c: c.embed("x", user="u" * 257), "user"),
+        (lambda c: c.embed_many({"type": "text", "text": "hi"}), "inputs"),
+        (lambda c: c.embed_many({"a": 1}.keys()), None),  # iterating keys: str inputs, accepted
+        (lambda c: list(c.embed_iter({"type": "text", "text": "hi"})), "inputs"),
+    ],
+)
+def test_odd_options_get_typed_errors_and_send_nothing(
+    client: AurousClient, api: FakeAPI, call: Any, param: str | None
+) -> None:
+    if param is None:
+        call(client)
+        return
+    with pytest.raises(InputValidationError) as info:
+        call(client)
+    assert info.value.param == param
+    assert api.requests == []
+
+
+def test_the_user_tag_is_at_most_256_characters(client: AurousClient, api: FakeAPI) -> None:
+    client.embed("x", user="u" * 256)
+    assert len(api.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "al_live_" + "a" * 28 + "\n" + "a" * 28,  # a newline pasted in
+        "al_live_abc\r\ndef" + "0" * 50,
+        "al_live_" + "é" * 64,  # not ASCII
+        "al_live_ abc",
+    ],
+)
+def test_a_key_with_control_or_non_ascii_characters_is_refused_without_showing_it(
+    key: str,
+) -> None:
+    for make in (AurousClient, AsyncAurousClient):
+        with pytest.raises(InputValidationError) as info:
+            make(key, base_url=BASE_URL)
+        assert info.value.param == "api_key"
+        shown = str(info.value) + repr(info.value)
+        assert key.strip() not in shown and "al_live_" not in shown and "abc" not in shown
+
+
+def test_a_key_read_from_a_file_with_its_line_break_is_used_without_it(api: FakeAPI) -> None:
+    with AurousClient(
+        API_KEY + "\n",
+        base_url=BASE_URL,
+        http_client=httpx.Client(transport=httpx.MockTransport(api)),
+    ) as client:
+        client.embed("x")
+    assert api.requests[0].headers["x-api-key"] == API_KEY
+
+
+def test_a_part_dict_is_refused_as_a_batch_but_welcome_as_one_input(
+    client: AurousClient, api: FakeAPI
+) -> None:
+    part = {"type": "text", "text": "hi"}
+    with pytest.raises(InputValidationError, match="dict"):
+        client.embed_many(part)  # type: ignore[arg-type]
+    client.embed_many([part])
+    client.embed([Text("a"), part])  # type: ignore[list-item]
+    assert len(api.requests) == 2
+
+
+# --- memory: the decoding budget ------------------------------------------------------------------
+
+
+def test_the_pixel_budget_decodes_huge_images_one_at_a_time() -> None:
+    budget = _PixelBudget(200)
+    first_in, second_in, release = threading.Event(), threading.Event(), threading.Event()
+
+    def first() -> None:
+        with budget.hold(150):
+            first_in.set()
+            release.wait()
+
+    def second() -> None:
+        with budget.hold(150):
+            second_in.set()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads[0].start()
+    assert first_in.wait(10)
+    threads[1].start()
+    assert not second_in.wait(0.2)  # waits for the first: 150 + 150 > 200
+    release.set()
+    assert second_in.wait(10)
+    for thread in threads:
+        thread.join()
+    with budget.hold(10_000):  # more than the whole budget: alone
+        pass
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale() -> None:
+    pil = pytest.importorskip("PIL.Image")
+    buffer = io.BytesIO()
+    pil.new("RGB", (9000, 6000), (10, 120, 200)).save(buffer, format="JPEG", quality=70)
+    decoded: list[tuple[int, int]] = []
+    real_load = pil.Image.load
+
+    def load(self: Any) -> Any:
+        decoded.append(self.size)
+        return real_load(self)
+
+    pil.Image.load = load  # type: ignore[method-assign]
+    try:
+        data = encode_image(buffer.getvalue(), fit=True, param="input")
+    finally:
+        pil.Image.load = real_load  # type: ignore[method-assign]
+    assert decoded[0] == (4500, 3000)  # 1/2 scale straight from the DCT, not 54 million pixels
+    assert max(pil.open(io.BytesIO(data)).size) == 4096
+
+
+@pytest.mark.slow
+def test_huge_images_in_one_batch_stay_within_the_memory_target() -> None:
+    """Three PNGs of 12,000 x 12,000 px (about 580 MB each when decoded) in one embed_many."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.memory", "--images", "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    peak = float(result.stdout.rsplit("PEAK_RSS_MB=", 1)[1].split()[0])
+    # Decoded side by side they would need 1.7 GB; one at a time, well under 1 GB.
+    assert peak < 1000, result.stdout
