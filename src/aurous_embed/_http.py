@@ -225,7 +225,13 @@ class Lanes(Generic[LaneT]):
             yield lane
         finally:
             with self._lock:
-                self._idle.append(lane)
+                if any(lane is kept for kept in self._all):  # not retired meanwhile
+                    self._idle.append(lane)
+
+    def retire(self, lane: LaneT) -> None:
+        """Never lend ``lane`` again (its socket may have been shut); the caller closes it."""
+        with self._lock:
+            self._all = [kept for kept in self._all if kept is not lane]
 
     def every(self) -> list[LaneT]:
         """Every lane made so far (in use or idle)."""
@@ -275,12 +281,15 @@ class CallScope:
                 self._lanes.remove(lane)
 
     def stop(self, *, closed: bool = False) -> None:
-        """No more attempts; cut this call's requests in flight short."""
+        """No more attempts; cut this call's requests in flight short.
+
+        The lock is held while their sockets are shut, so none of these lanes can go back to the
+        pool (and to another call) half way; a lane whose socket was shut is then retired.
+        """
         with self._lock:
             self.closed = self.closed or closed
             self._event.set()
-            lanes = list(self._lanes)
-        abort_in_flight(*lanes)
+            abort_in_flight(*self._lanes)
 
     def stop_error(self) -> AurousError:
         """The error of an attempt that was not sent because the call stopped."""
@@ -694,18 +703,25 @@ class SyncRequester:
             # Never follow: httpx strips only Authorization on a cross-origin redirect, and a
             # caller's http_client may follow redirects by default.
             return self.client.request(method, url, follow_redirects=False, **parts)
-        with self.lanes.lease() as lane, call.scope.using(lane):
-            call.sent()
-            if isinstance(lane, httpx.Client):
-                return lane.request(method, url, follow_redirects=False, **parts)
-            request = direct_request(method, url, timeout=self.timeout, **parts)
-            response = lane.handle_request(request)
-            response.request = request
+        with self.lanes.lease() as lane:
             try:
-                response.read()
+                with call.scope.using(lane):
+                    call.sent()
+                    if isinstance(lane, httpx.Client):
+                        return lane.request(method, url, follow_redirects=False, **parts)
+                    request = direct_request(method, url, timeout=self.timeout, **parts)
+                    response = lane.handle_request(request)
+                    response.request = request
+                    try:
+                        response.read()
+                    finally:
+                        response.close()
+                    return response
             finally:
-                response.close()
-        return response
+                if call.scope.stopped():  # its socket may have been shut: never lend it again
+                    self.lanes.retire(lane)
+                    with contextlib.suppress(Exception):
+                        lane.close()
 
     def request(
         self,

@@ -488,3 +488,46 @@ def test_the_cache_never_hands_one_endpoints_vectors_to_another(tmp_path: Path) 
     assert len(live.requests) == 2 and not any(r.cached for r in results)
     with sync_client(live, base_url=BASE_URL, cache=cache) as client:
         assert all(r.cached for r in client.embed_many(["t1", "t2"]))  # its own entries: hits
+
+
+# --- a stopped call's lanes are never lent again ---------------------------------------------------
+
+
+def test_a_lane_whose_call_was_stopped_is_retired_not_lent_to_another_call() -> None:
+    from aurous_embed._http import CallScope, HTTPSettings, Lanes, SyncRequester
+    from aurous_embed._secrets import Secret
+
+    stopped = CallScope()
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        entered.set()
+        release.wait(DEADLINE)
+        return respond()
+
+    made: list[httpx.MockTransport] = []
+
+    def new_lane() -> httpx.MockTransport:
+        made.append(httpx.MockTransport(slow))
+        return made[-1]
+
+    lanes: Lanes[Any] = Lanes(new_lane)
+    settings = HTTPSettings(BASE_URL, Secret(API_KEY), None, 0, FakeClock())
+    requester = SyncRequester(settings, None, lanes=lanes)
+    outcome: dict[str, Any] = {}
+
+    def send() -> None:
+        try:
+            requester.request("POST", "/embeddings", content=b"{}", scope=stopped)
+        except Exception as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    assert entered.wait(DEADLINE)
+    stopped.stop()
+    release.set()
+    thread.join(DEADLINE)
+    assert made and made[0] not in lanes.every()  # its socket may be shut: never lent again
+    requester.request("POST", "/embeddings", content=b"{}")  # another call gets a fresh lane
+    assert len(made) == 2
