@@ -256,6 +256,7 @@ CASES: list[tuple[str, Any, int, str, str | None]] = [
         "encoding_format",
     ),
     ("user not a string", body("hi", user=["u"]), 400, "invalid_format", "user"),
+    ("user over 256 characters", body("hi", user="u" * 257), 400, "value_out_of_range", "user"),
     ("chat model", {"model": CHAT_MODEL, "input": "hi"}, 400, "model_wrong_kind", "model"),
     (
         "unknown model",
@@ -380,6 +381,7 @@ def test_caps_are_inclusive(client: httpx.Client) -> None:
     error_of(
         client.post("/embeddings", json=body("x" * 512_001)), 400, "embeddings_input_too_large"
     )
+    assert client.post("/embeddings", json=body("x", user="u" * 256)).status_code == 200
 
 
 def test_exactly_1m_chars_passes_the_length_rule(client: httpx.Client) -> None:

@@ -24,7 +24,7 @@ import io
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,49 @@ def pytest_recording_configure(config: pytest.Config, vcr: Any) -> None:
     vcr.register_matcher("json_body", json_body)
 
 
+# --- a recording replaces a committed cassette only when the test passed ---------------------------
+
+_BACKUP = pytest.StashKey[tuple[Path, "bytes | None"]]()
+_PASSED = pytest.StashKey[bool]()
+
+
+def _cassette_path(item: pytest.Item) -> Path | None:
+    if item.get_closest_marker("vcr") is None:
+        return None
+    if item.config.getoption("--record-mode", default="none") == "none":
+        return None  # replaying: nothing is written
+    from pytest_recording.utils import get_default_cassette_name  # type: ignore[import-untyped]
+
+    name = get_default_cassette_name(getattr(item, "cls", None), item.name)
+    return CASSETTES / item.module.__name__.rsplit(".", 1)[-1] / f"{name}.yaml"  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    path = _cassette_path(item)
+    if path is not None:  # before pytest-recording opens (and, rewriting, empties) it
+        item.stash[_BACKUP] = (path, path.read_bytes() if path.exists() else None)
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.stash[_PASSED] = report.passed
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    yield  # every fixture is torn down: the recording is written
+    backup = item.stash.get(_BACKUP, None)
+    if backup is not None and not item.stash.get(_PASSED, False):
+        path, old = backup
+        if old is not None:  # a failed recording never replaces (or deletes) the committed one
+            path.write_bytes(old)
+
+
 def _only_api_requests(request: Any) -> Any:
     # Other HTTP in a test (a Chroma server on loopback, say) is not the Aurous API: never recorded.
     return request if "/v1/" in request.path else None
@@ -132,10 +175,11 @@ def vcr_config() -> dict[str, Any]:
 @dataclass(frozen=True)
 class Target:
     """Where recorded tests send requests: the emulator or the live API when recording, nowhere
-    real on replay (the cassette answers)."""
+    real on replay (the cassette answers). Its repr never shows the key (a failing live run
+    prints the test's arguments)."""
 
     base_url: str
-    api_key: str
+    api_key: str = field(repr=False)
 
     def env(self) -> dict[str, str]:
         return {"AUROUS_BASE_URL": self.base_url, "AUROUS_API_KEY": self.api_key}

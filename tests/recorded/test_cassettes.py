@@ -51,3 +51,51 @@ def test_one_cassette_per_recorded_test_and_no_strays() -> None:
     present = {(p.parent.name, p.stem) for p in ALL}
     assert expected - present == set(), "recorded tests without a cassette"
     assert present - expected == set(), "cassettes no test uses"
+
+
+def test_a_failed_live_recording_keeps_the_cassette_and_never_prints_the_key(
+    tmp_path: Path,
+) -> None:
+    """``AUROUS_RECORD_LIVE=1 ... --record-mode=rewrite`` against an API that cannot be reached:
+    the run fails, the committed cassette is left as it was, and the key appears nowhere."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    root = HERE.parents[1]
+    copy = tmp_path / "repo"
+    shutil.copytree(root / "tests", copy / "tests")
+    shutil.copytree(CASSETTES, copy / "cassettes")
+    cassette = copy / "cassettes" / "test_core_recorded" / "test_estimate_and_models.yaml"
+    before = cassette.read_bytes()
+    key = "al_live_" + "5ec7e7" * 10 + "abcd"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUROUS_")}
+    env.update(
+        AUROUS_RECORD_LIVE="1",
+        AUROUS_API_KEY=key,
+        AUROUS_BASE_URL="http://127.0.0.1:9/v1",  # nothing listens on the discard port
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/recorded/test_core_recorded.py::test_estimate_and_models",
+            "--record-mode=rewrite",
+            "-p",
+            "no:cacheprovider",
+            "--showlocals",  # the strictest case: every argument of every frame printed
+            "-q",
+        ],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode != 0, result.stdout  # the recording failed ...
+    assert cassette.read_bytes() == before  # ... and the committed cassette is untouched
+    assert key not in result.stdout + result.stderr
+    assert "5ec7e7" not in result.stdout + result.stderr

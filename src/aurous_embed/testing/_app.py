@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from aurous_embed._config import API_VERSION_PATTERN, CURRENT_API_VERSION
 from aurous_embed.testing._checks import (
@@ -246,6 +246,9 @@ class EmulatorApp:
                 reply = await handler(self, request, ctx)
             except ApiError as error:
                 reply = self.error_reply(error, ctx)
+            except ClientDisconnect:  # the client went away before its request was complete
+                logger.info("client disconnected before sending the whole %s request", route)
+                return
             except Exception:  # an emulator bug: answer like a server would, and say so
                 logger.exception("emulator failed on %s", route)
                 bug = ApiError(500, SERVER_ERROR, "internal_error", "Emulator bug (logged).")

@@ -177,8 +177,11 @@ class Emulator:
 
         sock = _bind(self._host, self._requested_port)
         self._port = int(sock.getsockname()[1])
+        from aurous_embed.testing._protocol import EnvelopeHttpToolsProtocol
+
         config = uvicorn.Config(
             self._app,
+            http=EnvelopeHttpToolsProtocol,
             lifespan="off",
             log_config=None,  # never reconfigure the host application's logging
             access_log=False,

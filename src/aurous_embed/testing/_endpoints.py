@@ -10,6 +10,7 @@ url that is expired, forged or points at a deleted file fails the embedding requ
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from typing import TYPE_CHECKING, Any
@@ -62,19 +63,51 @@ if TYPE_CHECKING:
     from aurous_embed.testing._idempotency import Record
 
 MAX_BODY_BYTES = 256 * 1024 * 1024  # [NOT FOUND] no documented body limit; a generous guard
+#: [NOT FOUND] the largest `/v1/files` body: the 10 MB file plus its form fields.
+MAX_UPLOAD_BYTES = MAX_IMAGE_BYTES + 1024 * 1024
+#: [ASSUMPTION] the API's timeouts are not documented: the most a request body may take to arrive.
+BODY_TIMEOUT = 30.0
 MODEL_CREATED = int(DEFAULT_START)  # [NOT FOUND] `created` is undocumented: the v1.0 date
 
 
-async def _json_body(request: Request) -> Any:
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413, INVALID_REQUEST, "request_too_large", f"Request body is over {limit} bytes."
+    )
+
+
+async def read_body(request: Request, limit: int | None = None) -> bytes:
+    """The request body, refused as soon as it passes ``limit`` bytes (default
+    ``MAX_BODY_BYTES``; declared or chunked) or takes longer than ``BODY_TIMEOUT`` seconds."""
+    limit = MAX_BODY_BYTES if limit is None else limit
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+
+    async def collect() -> None:
+        nonlocal size
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+
+    try:
+        await asyncio.wait_for(collect(), BODY_TIMEOUT)  # a module global: tests lower it
+    except asyncio.TimeoutError:
         raise ApiError(
-            413,
+            408,
             INVALID_REQUEST,
-            "request_too_large",
-            f"Request body is over {MAX_BODY_BYTES} bytes.",
-        )
-    return loads(await request.body())
+            "request_timeout",
+            f"The request body did not arrive within {BODY_TIMEOUT:g} s.",
+        ) from None
+    return b"".join(chunks)
+
+
+async def _json_body(request: Request) -> Any:
+    return loads(await read_body(request))
 
 
 async def estimate(app: EmulatorApp, request: Request, ctx: Context) -> Reply:
@@ -275,6 +308,20 @@ async def balance(app: EmulatorApp, request: Request, ctx: Context) -> Reply:
     )
 
 
+def _replay(body: bytes) -> Any:
+    """An ASGI ``receive`` that hands out a body already read."""
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
 async def upload_file(app: EmulatorApp, request: Request, ctx: Context) -> Reply:
     """``POST /v1/files`` (multipart: ``file``, ``purpose``, optional ``metadata``)."""
     from starlette.datastructures import UploadFile
@@ -282,11 +329,17 @@ async def upload_file(app: EmulatorApp, request: Request, ctx: Context) -> Reply
     from starlette.formparsers import MultiPartException
 
     app.prelude(ctx, write=True)
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_IMAGE_BYTES + 1024 * 1024:
-        raise invalid(VALUE_OUT_OF_RANGE, "file is over the 10 MB limit.", "file")
     try:
-        form = await request.form(max_files=1, max_fields=8, max_part_size=1024 * 1024)
+        body = await read_body(request, MAX_UPLOAD_BYTES)
+    except ApiError as error:
+        if error.status != 413:
+            raise
+        raise invalid(VALUE_OUT_OF_RANGE, "file is over the 10 MB limit.", "file") from None
+    from starlette.requests import Request as StarletteRequest
+
+    replayed = StarletteRequest(request.scope, _replay(body))  # the form parser reads it again
+    try:
+        form = await replayed.form(max_files=1, max_fields=8, max_part_size=1024 * 1024)
     except (MultiPartException, HTTPException) as exc:
         raise invalid(INVALID_FORMAT, f"Malformed multipart body: {exc}.", None) from None
     try:

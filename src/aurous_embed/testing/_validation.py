@@ -29,6 +29,7 @@ from aurous_embed._config import (
     MAX_PARTS,
     MAX_TEXT_CHARS,
     MAX_URL_CHARS,
+    MAX_USER_CHARS,
     MODEL_ALIASES,
     SUPPORTED_DIMENSIONS,
     TEXT_BYTES_PER_TOKEN,
@@ -115,6 +116,12 @@ def validate_embedding_body(body: Any, *, accept_video: bool) -> EmbeddingBody:
     for name in ("encoding_format", "user"):
         if body.get(name) is not None and not isinstance(body[name], str):
             raise invalid(INVALID_FORMAT, f"{name} must be a string.", name)
+    if isinstance(body.get("user"), str) and len(body["user"]) > MAX_USER_CHARS:
+        raise invalid(
+            VALUE_OUT_OF_RANGE,
+            f"user is {len(body['user'])} characters; the limit is {MAX_USER_CHARS}.",
+            "user",
+        )
     dimensions = _dimensions(body.get("dimensions"))
 
     if isinstance(raw_input, str):
