@@ -86,3 +86,15 @@ def test_vectors_of_another_endpoint_are_never_mixed_into_a_collection(
     assert aurous_emulator.stats.by_route.get("POST /v1/embeddings", 0) == 0  # nothing was paid
     again = cli(run, "--emulator", "index", str(docs), "--collection", "docs")
     assert again.returncode == 0, again.stderr  # the same endpoint is welcome
+
+
+def test_a_key_with_a_line_break_in_it_is_refused_in_one_line_that_shows_none_of_it(
+    run: Run,
+) -> None:
+    key = "al_live_5ec7e7" + "a" * 20 + "\n" + "b" * 30
+    result = cli(run, "--api-key", key, "models")
+    assert result.returncode == 2
+    line = one_error_line(result.stderr)
+    assert "api_key" in line
+    for fragment in ("5ec7e7", "a" * 20, "b" * 30):
+        assert fragment not in result.stderr + result.stdout
