@@ -132,7 +132,13 @@ def cache_key(
         if isinstance(part, Text):
             parts.append({"text": part.text})
         elif isinstance(part, Image):
-            parts.append({"image_sha256": _digest_source(part.source), "fit": part.fit})
+            image: dict[str, object] = {
+                "image_sha256": _digest_source(part.source),
+                "fit": part.fit,
+            }
+            if part.max_side is not None:  # a downscaled image may embed differently
+                image["max_side"] = part.max_side
+            parts.append(image)
         elif isinstance(part, (ImageURL, VideoURL)):
             if not cache_urls:
                 return None

@@ -170,6 +170,7 @@ class UsageCounter:
         self._tokens = 0
         self._credits = 0.0
         self._unconfirmed = 0.0
+        self._bytes = 0
 
     def add(self, result: EmbeddingResult, *, charged: bool) -> None:
         with self._lock:
@@ -178,6 +179,10 @@ class UsageCounter:
                 self._tokens += result.usage.prompt_tokens
                 self._credits += result.usage.credits_charged
 
+    def add_bytes(self, count: int) -> None:
+        with self._lock:
+            self._bytes += count
+
     def add_unconfirmed(self, credits: float) -> None:
         """A call failed after a request may have reached the server: its estimate."""
         with self._lock:
@@ -185,7 +190,9 @@ class UsageCounter:
 
     def snapshot(self) -> UsageTotals:
         with self._lock:
-            return UsageTotals(self._requests, self._tokens, self._credits, self._unconfirmed)
+            return UsageTotals(
+                self._requests, self._tokens, self._credits, self._unconfirmed, self._bytes
+            )
 
 
 @dataclass(slots=True)
@@ -427,7 +434,10 @@ class ClientCore:
             body["dimensions"] = call.dimensions
         if call.user is not None and not estimate:  # the estimate body has no `user` [DOC]
             body["user"] = call.user
-        return encode_json(body)
+        data = encode_json(body)
+        if not estimate:
+            self._usage.add_bytes(len(data))
+        return data
 
     def _hold(self, item: Item, call: CallOptions) -> LocalEstimate:
         """Reserve the item's estimated cost in both budgets (call and client)."""

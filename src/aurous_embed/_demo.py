@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aurous_embed._config import DEFAULT_MODEL
-from aurous_embed._indexing import Hit, index_documents, scan_folder, search
+from aurous_embed._indexing import Hit, index_folder, search
+from aurous_embed._scan import scan_folder
 from aurous_embed.cli import EMBEDDED_EMULATOR, MODEL_KEY, SOURCE_KEY
 
 if TYPE_CHECKING:
@@ -66,15 +67,15 @@ def run_demo(args: argparse.Namespace, out: Output) -> int:
             metadata={SOURCE_KEY: EMBEDDED_EMULATOR, MODEL_KEY: DEFAULT_MODEL},
         )
         kinds = {
-            k: sum(d.kind == k for d in scan.documents) for k in ("text", "image", "text+image")
+            k: sum(d.kind == k for d in scan.sources) for k in ("text", "image", "text+image")
         }
         out.say(
             f"Sample data: {kinds['text']} product texts, {kinds['image']} images, "
             f"{kinds['text+image']} images with a caption (one text+image vector each)."
         )
-        report = index_documents(client, collection, scan.documents, show_progress=not args.json)
+        report = index_folder(client, collection, scan, show_progress=not args.json)
         out.say(
-            f"Indexed {report.added} new documents ({report.already_indexed} were already there) "
+            f"Indexed {report.added} new documents ({report.unchanged} were already there) "
             f"into collection {COLLECTION!r}."
         )
         results: list[dict[str, Any]] = []
@@ -104,7 +105,7 @@ def run_demo(args: argparse.Namespace, out: Output) -> int:
                 "db": str(db),
                 "collection": COLLECTION,
                 "indexed": report.added,
-                "already_indexed": report.already_indexed,
+                "already_indexed": report.unchanged,
                 "searches": results,
                 "requests": usage.requests,
                 "tokens": usage.prompt_tokens,

@@ -343,10 +343,10 @@ def _check_pixels(size: tuple[int, int], *, param: str) -> None:
         )
 
 
-def _fit_scale(size: tuple[int, int]) -> tuple[int, int]:
-    """``size`` scaled down so that its longer side is at most ``MAX_IMAGE_SIDE``."""
+def _fit_scale(size: tuple[int, int], side: int = MAX_IMAGE_SIDE) -> tuple[int, int]:
+    """``size`` scaled down so that its longer side is at most ``side``."""
     width, height = size
-    ratio = min(1.0, MAX_IMAGE_SIDE / max(width, height))
+    ratio = min(1.0, side / max(width, height))
     return max(1, math.floor(width * ratio)), max(1, math.floor(height * ratio))
 
 
@@ -359,10 +359,10 @@ def _corrupt(mime: str, *, param: str) -> InputValidationError:
     )
 
 
-def _over_limits(size: tuple[int, int], nbytes: int) -> str | None:
+def _over_limits(size: tuple[int, int], nbytes: int, side: int = MAX_IMAGE_SIDE) -> str | None:
     """What makes a PNG/JPEG/WebP unacceptable as it is, or ``None``."""
-    if max(size) > MAX_IMAGE_SIDE:
-        return f"{size[0]}x{size[1]} px is over {MAX_IMAGE_SIDE} px"
+    if max(size) > side:
+        return f"{size[0]}x{size[1]} px is over {side} px"
     if nbytes > MAX_IMAGE_BYTES:
         return f"{nbytes:,} bytes is over {MAX_IMAGE_BYTES:,}"
     return None
@@ -519,8 +519,9 @@ def _check_array(array: Any, *, param: str) -> None:
         raise InputValidationError(f"a numpy image has an empty dimension: {shape}", param=param)
 
 
-def encode_image(source: object, *, fit: bool, param: str) -> bytes:
-    """Bytes of a PNG/JPEG/WebP image within the limits, ready for ``image_url.b64_json``.
+def encode_image(source: object, *, fit: bool, param: str, max_side: int | None = None) -> bytes:
+    """Bytes of a PNG/JPEG/WebP image within the limits, ready for ``image_url.b64_json``;
+    ``max_side`` downscales it further (its longer side), whatever ``fit`` says.
 
     Raises:
         InputValidationError: unreadable or corrupt image, over the client's bounds, or over the
@@ -528,17 +529,19 @@ def encode_image(source: object, *, fit: bool, param: str) -> bytes:
         MissingDependencyError: conversion needed but Pillow (or numpy) is not installed.
     """
     check_source(source, param=param)
+    side = MAX_IMAGE_SIDE if max_side is None else min(max_side, MAX_IMAGE_SIDE)
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) > MAX_IMAGE_SOURCE_BYTES:
             raise _too_big(f"image bytes ({len(source):,})", param=param)
-        return _fit_bytes(bytes(source), fit=fit, param=param)
+        return _fit_bytes(bytes(source), fit=fit, param=param, side=side)
     if is_path_like(source):
-        return _fit_bytes(read_image_file(Path(source), param=param), fit=fit, param=param)  # type: ignore[arg-type]
+        data = read_image_file(Path(source), param=param)  # type: ignore[arg-type]
+        return _fit_bytes(data, fit=fit, param=param, side=side)
     if is_binary_file(source) and not is_pil_image(source):
         data = read_binary_file(source, param=param)
         if not data:
             raise InputValidationError("the image stream is empty", param=param)
-        return _fit_bytes(data, fit=fit, param=param)
+        return _fit_bytes(data, fit=fit, param=param, side=side)
     pil = _pil()
     if is_ndarray(source):
         array: Any = source
@@ -549,45 +552,48 @@ def encode_image(source: object, *, fit: bool, param: str) -> bytes:
         )
     else:
         image = source  # type: ignore[assignment]
-    return _reencode(image, fit=fit, param=param, lossy_source=False)
+    return _reencode(image, fit=fit, param=param, lossy_source=False, side=side)
 
 
-def _fit_bytes(data: bytes, *, fit: bool, param: str) -> bytes:
+def _fit_bytes(data: bytes, *, fit: bool, param: str, side: int = MAX_IMAGE_SIDE) -> bytes:
     mime = sniff_mime(data)
     problem = NOT_AN_IMAGE
     if mime is not None:
         size = header_size(data, mime)
         if size is None:
             raise _corrupt(mime, param=param)
-        over = _over_limits(size, len(data))
+        over = _over_limits(size, len(data), side)
         if over is None:
             return data  # already acceptable: send the caller's bytes untouched
         problem = over
-    _converter(problem, fit=fit, param=param)
+    # Asked for (max_side) or needed (over the API's limits): convert.
+    _converter(problem, fit=fit or side < MAX_IMAGE_SIDE, param=param)
     image = _open(io.BytesIO(data), param=param, problem=problem)
-    if image.format == "JPEG" and max(image.size) > MAX_IMAGE_SIDE:
+    if image.format == "JPEG" and max(image.size) > side:
         # Decode at 1/2, 1/4 or 1/8 scale straight from the DCT: it is downscaled anyway.
-        image.draft("RGB", _fit_scale(image.size))
+        image.draft("RGB", _fit_scale(image.size, side))
     width, height = image.size
     with DECODE_BUDGET.hold(width * height):
         try:
             image.load()
         except Exception as exc:  # Pillow raises many types for bad data
             raise _undecodable(exc, problem, param=param) from None
-        return _reencode(image, fit=fit, param=param, lossy_source=mime == "image/jpeg")
+        return _reencode(image, fit=fit, param=param, lossy_source=mime == "image/jpeg", side=side)
 
 
-def _reencode(image: PILImage, *, fit: bool, param: str, lossy_source: bool) -> bytes:
-    """Encode a PIL image as PNG (or JPEG for photos), downscaling to the limits."""
+def _reencode(
+    image: PILImage, *, fit: bool, param: str, lossy_source: bool, side: int = MAX_IMAGE_SIDE
+) -> bytes:
+    """Encode a PIL image as PNG (or JPEG for photos), downscaling to ``side`` (the limits)."""
     pil = _pil()
-    if max(image.size) > MAX_IMAGE_SIDE:
-        if not fit:
+    if max(image.size) > side:
+        if not fit and max(image.size) > MAX_IMAGE_SIDE:
             raise InputValidationError(
                 f"image {image.size[0]}x{image.size[1]} px is over {MAX_IMAGE_SIDE} px", param=param
             )
         # A new, smaller image (the caller's is left alone); reducing by whole factors first
         # keeps the intermediate images small.
-        image = image.resize(_fit_scale(image.size), pil.Resampling.LANCZOS, reducing_gap=3.0)
+        image = image.resize(_fit_scale(image.size, side), pil.Resampling.LANCZOS, reducing_gap=3.0)
     has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     if image.mode not in ("RGB", "RGBA", "L", "LA"):
         image = image.convert("RGBA" if has_alpha else "RGB")

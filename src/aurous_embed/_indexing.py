@@ -1,196 +1,206 @@
-"""Index a folder of text and images into a Chroma collection, and search it (the CLI's engine).
+"""Keep a Chroma collection a mirror of a folder, and search it (the CLI's engine).
 
-A folder becomes documents: each text file is one document, each image one document, and an image
-with a sidecar ``.txt`` of the same name is ONE multimodal document (caption + image, one vector).
-Ids are content hashes, so re-indexing skips what is already there and sends nothing for it.
-Vectors come from the core (concurrent ``embed_iter``, cache, budgets) and are added to Chroma in
-chunks as they arrive, so an interrupted run keeps what it finished.
+After a run, the collection holds exactly the folder's documents (see :mod:`aurous_embed._scan`):
+a new file is added, a changed file's entries are replaced, a deleted file's entries are removed
+(unless ``keep_deleted``), an unchanged file sends nothing. Entries remember their folder
+(``aurous:root``), file, chunk and the file's fingerprint, so other folders indexed into the same
+collection are left alone.
+
+Durability: vectors come from the core (``embed_iter``: concurrent, cached, in order) and reach the
+collection as they arrive, a whole file at a time (its new entries, then the removal of its old
+ones), at least every ``FLUSH_ITEMS`` entries or ``FLUSH_SECONDS``. An interruption (Ctrl-C,
+SIGTERM, an error) writes every file finished so far before it propagates; the next run pays only
+for what was not finished (unchanged files send nothing, and the cache next to the database
+answers what was embedded but not written).
 """
 
 from __future__ import annotations
 
-import hashlib
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aurous_embed._client import AurousClient
-from aurous_embed._errors import AurousError, InputValidationError
-from aurous_embed._parts import EmbedInput, Image, Text, image_from_uri
+from aurous_embed._errors import AurousError, InputValidationError, stops_batch
+from aurous_embed._parts import EmbedInput, Text, image_from_uri
+from aurous_embed._scan import Chunk, Scan, Source
 
-TEXT_SUFFIXES = frozenset({".txt", ".md", ".rst"})
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
-ADD_CHUNK = 256
-
-
-@dataclass(frozen=True)
-class Document:
-    """One thing to embed: a text, an image, or an image with its caption."""
-
-    id: str
-    kind: str  # "text" | "image" | "text+image"
-    path: Path
-    text: str | None = None
-    image: Path | None = None
-
-    def input(self) -> EmbedInput:
-        if self.kind == "text":
-            assert self.text is not None
-            return self.text
-        assert self.image is not None
-        if self.kind == "image":
-            return Image(self.image)
-        return [Text(self.text or ""), Image(self.image)]
-
-    def metadata(self) -> dict[str, str]:
-        meta = {"kind": self.kind, "path": str(self.path)}
-        if self.image is not None:
-            meta["image"] = str(self.image)
-        return meta
-
-
-@dataclass
-class Scan:
-    """What a folder holds, and what was left out (and why)."""
-
-    documents: list[Document] = field(default_factory=list)
-    skipped: list[tuple[Path, str]] = field(default_factory=list)
-
-
-def _content_id(kind: str, *parts: bytes) -> str:
-    digest = hashlib.sha256(kind.encode())
-    for part in parts:
-        digest.update(len(part).to_bytes(8, "big"))
-        digest.update(part)
-    return f"doc-{digest.hexdigest()[:32]}"
-
-
-def _read_text(path: Path, scan: Scan) -> str | None:
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except UnicodeDecodeError:
-        scan.skipped.append((path, "not UTF-8 text"))
-        return None
-    if not text:
-        scan.skipped.append((path, "empty"))
-        return None
-    if "\x00" in text:
-        scan.skipped.append((path, "contains NUL bytes"))
-        return None
-    return text
-
-
-def scan_folder(root: Path) -> Scan:
-    """Documents under ``root`` (recursively, in a stable order); duplicates are reported once."""
-    if not root.exists():
-        raise InputValidationError(f"{root} does not exist", param="PATH")
-    root = root.resolve()  # stored paths stay meaningful wherever the index is used from
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    scan = Scan()
-    seen: dict[str, Path] = {}
-    captions = {p.with_suffix("") for p in files if p.suffix.lower() in IMAGE_SUFFIXES}
-    for path in files:
-        suffix = path.suffix.lower()
-        if path.name.startswith("."):
-            continue
-        if suffix in TEXT_SUFFIXES:
-            if path.with_suffix("") in captions and suffix == ".txt":
-                continue  # a caption: indexed with its image
-            text = _read_text(path, scan)
-            if text is None:
-                continue
-            document = Document(_content_id("text", text.encode()), "text", path, text=text)
-        elif suffix in IMAGE_SUFFIXES:
-            caption_path = path.with_suffix(".txt")
-            caption = _read_text(caption_path, scan) if caption_path.is_file() else None
-            data = path.read_bytes()
-            if caption:
-                document = Document(
-                    _content_id("text+image", caption.encode(), data),
-                    "text+image",
-                    path,
-                    text=caption,
-                    image=path,
-                )
-            else:
-                document = Document(_content_id("image", data), "image", path, image=path)
-        else:
-            scan.skipped.append((path, f"not a text or image file ({suffix or 'no suffix'})"))
-            continue
-        if document.id in seen:
-            scan.skipped.append((path, f"same content as {seen[document.id]}"))
-            continue
-        seen[document.id] = path
-        scan.documents.append(document)
-    return scan
+FLUSH_ITEMS = 64
+FLUSH_SECONDS = 2.0
+ROOT_KEY, FINGERPRINT_KEY, CHUNKS_KEY = "aurous:root", "aurous:fingerprint", "aurous:chunks"
 
 
 @dataclass
 class IndexReport:
-    """The outcome of one ``index`` run."""
+    """What one ``index`` run did, counted in files (and in entries written)."""
 
     found: int = 0
-    already_indexed: int = 0
     added: int = 0
-    failed: list[tuple[Document, AurousError]] = field(default_factory=list)
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    entries: int = 0
+    failed: list[tuple[Path, AurousError]] = field(default_factory=list)
+    stopped_by: AurousError | None = None  # an error that failed every remaining file
+    interrupted: bool = False
+
+    @property
+    def written(self) -> int:
+        return self.added + self.updated
 
 
-def existing_ids(collection: Any, ids: Sequence[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(ids), 500):
-        found.update(collection.get(ids=list(ids[start : start + 500]), include=[])["ids"])
+@dataclass
+class Stored:
+    """What the collection holds for one file: entry ids by fingerprint."""
+
+    ids: dict[str, list[str]] = field(default_factory=dict)
+    chunks: dict[str, int] = field(default_factory=dict)
+
+    def complete(self, fingerprint: str) -> bool:
+        expected = self.chunks.get(fingerprint)
+        return expected is not None and len(self.ids.get(fingerprint, ())) == expected
+
+    def all_ids(self) -> list[str]:
+        return [i for ids in self.ids.values() for i in ids]
+
+
+def stored_files(collection: Any, root: Path) -> dict[str, Stored]:
+    """What the collection holds for the files under ``root``, by path (other folders ignored).
+
+    Entries written before entries recorded their folder are matched by path.
+    """
+    prefix = str(root) if root.is_dir() else str(root.parent)
+    found: dict[str, Stored] = {}
+    got = collection.get(include=["metadatas"])
+    for entry_id, meta in zip(got["ids"], got["metadatas"] or [], strict=False):
+        meta = meta or {}
+        path = str(meta.get("path", ""))
+        owner = meta.get(ROOT_KEY)
+        mine = owner == str(root) if owner is not None else path.startswith(prefix)
+        if not mine or not path:
+            continue
+        stored = found.setdefault(path, Stored())
+        fingerprint = str(meta.get(FINGERPRINT_KEY, "legacy"))
+        stored.ids.setdefault(fingerprint, []).append(entry_id)
+        count = meta.get(CHUNKS_KEY)
+        if isinstance(count, int):
+            stored.chunks[fingerprint] = count
     return found
 
 
-def index_documents(
+class _Writer:
+    """Adds finished files to the collection and removes what they replace, in bounded batches."""
+
+    def __init__(self, collection: Any, root: Path, clock: Callable[[], float]) -> None:
+        self.collection, self.root, self.clock = collection, root, clock
+        self.ids: list[str] = []
+        self.vectors: list[list[float]] = []
+        self.metadatas: list[dict[str, Any]] = []
+        self.documents: list[str] = []
+        self.replaced: list[str] = []
+        self.since = clock()
+
+    def file(self, source: Source, vectors: Sequence[list[float]], old: Iterable[str]) -> None:
+        for chunk, vector in zip(source.chunks, vectors, strict=True):
+            self.ids.append(chunk.id)
+            self.vectors.append(vector)
+            self.metadatas.append(source.metadata(chunk, self.root))
+            self.documents.append(chunk.text or source.path.name)
+        new = {chunk.id for chunk in source.chunks}
+        self.replaced.extend(i for i in old if i not in new)
+        if len(self.ids) >= FLUSH_ITEMS or self.clock() - self.since >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> int:
+        written = len(self.ids)
+        if self.ids:  # upsert: a run interrupted between the two steps is repaired by the next
+            self.collection.upsert(
+                ids=self.ids,
+                embeddings=self.vectors,
+                metadatas=self.metadatas,
+                documents=self.documents,
+            )
+        if self.replaced:
+            self.collection.delete(ids=self.replaced)
+        self.ids, self.vectors, self.metadatas, self.documents, self.replaced = [], [], [], [], []
+        self.since = self.clock()
+        return written
+
+
+def index_folder(
     client: AurousClient,
     collection: Any,
-    documents: Sequence[Document],
+    scan: Scan,
     *,
+    keep_deleted: bool = False,
     show_progress: bool = False,
     on_progress: Callable[[int, int | None, float], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> IndexReport:
-    """Embed the documents the collection lacks and add them, in chunks, as results arrive."""
-    report = IndexReport(found=len(documents))
-    present = existing_ids(collection, [d.id for d in documents])
-    todo = [d for d in documents if d.id not in present]
-    report.already_indexed = len(documents) - len(todo)
-    if not todo:
-        return report
-    batch: list[tuple[Document, list[float]]] = []
+    """Make ``collection`` mirror ``scan`` (see the module docstring).
+
+    A ``KeyboardInterrupt`` while embedding ends the run early: what was finished is written and
+    the report says ``interrupted`` (the caller decides the exit status).
+    """
+    report = IndexReport(found=len(scan.sources))
+    stored = stored_files(collection, scan.root)
+    todo: list[tuple[Source, list[str], bool]] = []  # (source, ids it replaces, is new)
+    for source in scan.sources:
+        have = stored.get(str(source.path))
+        if have is not None and have.complete(source.fingerprint):
+            report.unchanged += 1
+            replaced = [i for fp, ids in have.ids.items() if fp != source.fingerprint for i in ids]
+            if replaced:  # a leftover of an interrupted update: finish it
+                collection.delete(ids=replaced)
+            continue
+        todo.append((source, have.all_ids() if have else [], have is None))
+    writer = _Writer(collection, scan.root, clock)
+    chunks = [(source, chunk) for source, _, _ in todo for chunk in source.chunks]
     stream = client.embed_iter(
-        (d.input() for d in todo),
+        (chunk.input() for _, chunk in chunks),
         return_exceptions=True,
         show_progress=show_progress,
         on_progress=on_progress,
     )
     try:
-        for document, outcome in zip(todo, stream, strict=True):
-            if isinstance(outcome, AurousError):
-                report.failed.append((document, outcome))
+        position = 0
+        for source, old, new in todo:
+            vectors: list[list[float]] = []
+            error: AurousError | None = None
+            for _ in source.chunks:
+                outcome = next(stream)
+                position += 1
+                if isinstance(outcome, AurousError):
+                    error = error or outcome
+                else:
+                    vectors.append(outcome.embedding)
+            if error is not None:  # nothing of it is written: its old entries stay
+                report.failed.append((source.path, error))
+                if report.stopped_by is None and stops_batch(error):
+                    report.stopped_by = error  # every later file fails the same way
                 continue
-            batch.append((document, outcome.embedding))
-            if len(batch) >= ADD_CHUNK:
-                report.added += _add(collection, batch)
-        report.added += _add(collection, batch)
+            writer.file(source, vectors, old)
+            report.entries += len(vectors)
+            if new:
+                report.added += 1
+            else:
+                report.updated += 1
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into one by the CLI
+        report.interrupted = True
     finally:
-        stream.close()  # type: ignore[attr-defined]
+        stream.close()  # type: ignore[attr-defined]  # stop sending at once
+        writer.flush()  # every finished file is kept, interrupted or not
+    if report.interrupted:
+        return report  # removals wait for a run that finishes
+    if not keep_deleted:
+        present = scan.present
+        gone = [i for path, have in stored.items() if path not in present for i in have.all_ids()]
+        report.removed = len([p for p in stored if p not in present])
+        for start in range(0, len(gone), 500):
+            collection.delete(ids=gone[start : start + 500])
     return report
-
-
-def _add(collection: Any, batch: list[tuple[Document, list[float]]]) -> int:
-    if not batch:
-        return 0
-    collection.add(
-        ids=[d.id for d, _ in batch],
-        embeddings=[vector for _, vector in batch],
-        metadatas=[d.metadata() for d, _ in batch],
-        documents=[d.text or d.path.name for d, _ in batch],
-    )
-    count = len(batch)
-    batch.clear()
-    return count
 
 
 @dataclass(frozen=True)
@@ -203,6 +213,8 @@ class Hit:
     kind: str
     path: str
     text: str
+    chunk: int | None = None
+    page: int | None = None
 
 
 def query_input(text: str | None, image: str | None) -> EmbedInput:
@@ -225,7 +237,7 @@ def search(
     k: int = 5,
     kinds: Sequence[str] | None = None,
 ) -> list[Hit]:
-    """The ``k`` nearest documents (optionally only of the given kinds) to the query."""
+    """The ``k`` nearest entries (optionally only of the given kinds) to the query."""
     vector = client.embed(query).embedding
     where = {"kind": {"$in": list(kinds)}} if kinds else None
     found = collection.query(
@@ -244,6 +256,7 @@ def search(
     )
     for rank, (doc_id, distance, meta, text) in enumerate(rows, start=1):
         meta = meta or {}
+        chunk, page = meta.get("chunk"), meta.get("page")
         hits.append(
             Hit(
                 rank,
@@ -252,6 +265,11 @@ def search(
                 meta.get("kind", "?"),
                 meta.get("path", ""),
                 text or "",
+                chunk if isinstance(chunk, int) else None,
+                page if isinstance(page, int) else None,
             )
         )
     return hits
+
+
+__all__ = ["Chunk", "Hit", "IndexReport", "index_folder", "query_input", "search"]

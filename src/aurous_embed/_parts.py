@@ -90,13 +90,18 @@ class Image:
             opened ``rb``), a PIL image, or a numpy ``uint8`` array (H×W or H×W×C). PNG, JPEG and WebP bytes within the limits are sent unchanged; other
             formats, and images over 4096 px or 10 MB, are converted/downscaled with Pillow.
         fit: when ``False``, an image over the limits raises instead of being downscaled.
+        max_side: downscale the image before sending so that its longer side is at most this
+            many pixels (smaller uploads for big photos; it can change the vector, so it is
+            never done unless asked). ``None``: only the API's limits apply.
 
     Example:
         >>> Image("photos/bag.jpg")  # doctest: +SKIP
+        >>> Image("photos/bag.jpg", max_side=1568)  # doctest: +SKIP
     """
 
     source: Any
     fit: bool = True
+    max_side: int | None = None
 
     def __repr__(self) -> str:
         src = self.source
@@ -108,7 +113,10 @@ class Image:
             shown = f"<PIL {src.mode} {src.size[0]}x{src.size[1]}>"
         else:
             shown = repr(src)
-        return f"Image({shown}{'' if self.fit else ', fit=False'})"
+        options = ("" if self.fit else ", fit=False") + (
+            "" if self.max_side is None else f", max_side={self.max_side}"
+        )
+        return f"Image({shown}{options})"
 
 
 Part: TypeAlias = Text | ImageURL | Image | VideoURL
@@ -211,6 +219,11 @@ def check_part(part: Part, *, param: str) -> None:
     elif isinstance(part, VideoURL):
         check_url(part.url, param=f"{param}.video_url.url")
     else:
+        side = part.max_side
+        if side is not None and (not isinstance(side, int) or isinstance(side, bool) or side < 1):
+            raise InputValidationError(
+                f"max_side must be a positive int, not {side!r}", param=f"{param}.max_side"
+            )
         precheck_image(part.source, fit=part.fit, param=f"{param}.image_url.b64_json")
 
 
@@ -321,7 +334,7 @@ def _settled(part: Part, *, param: str) -> Part:
     checked before anything is sent, hashed for the cache and encoded from the same bytes."""
     if isinstance(part, Image) and is_one_pass_stream(part.source):
         data = read_binary_file(part.source, param=f"{param}.image_url.b64_json")
-        return Image(data, fit=part.fit)
+        return Image(data, fit=part.fit, max_side=part.max_side)
     return part
 
 
@@ -362,7 +375,9 @@ def part_to_wire(part: Part, *, param: str) -> dict[str, Any]:
         return {"type": "image_url", "image_url": {"url": part.url}}
     if isinstance(part, VideoURL):
         return {"type": "video_url", "video_url": {"url": part.url}}
-    data = encode_image(part.source, fit=part.fit, param=f"{param}.image_url.b64_json")
+    data = encode_image(
+        part.source, fit=part.fit, param=f"{param}.image_url.b64_json", max_side=part.max_side
+    )
     return {"type": "image_url", "image_url": {"b64_json": base64.b64encode(data).decode("ascii")}}
 
 

@@ -135,12 +135,15 @@ class UsageTotals:
             request may have reached the server without an answer (a connection reset after the
             request was sent, a timeout, an answer cut short): the server may or may not have
             charged them. ``max_credits`` counts them as spent.
+        bytes_sent: request body bytes of the embedding requests this client built (each once:
+            a retry is not counted again), e.g. to see what ``Image(..., max_side=...)`` saves.
     """
 
     requests: int = 0
     prompt_tokens: int = 0
     credits_charged: float = 0.0
     unconfirmed_credits: float = 0.0
+    bytes_sent: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,10 +138,10 @@ def test_index_embeds_texts_images_and_captioned_images_and_reports_skips(
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
     assert report["collection"] == "products"
-    assert (report["found"], report["already_indexed"], report["added"]) == (5, 0, 5)
+    assert (report["found"], report["unchanged"], report["added"]) == (5, 0, 5)
     assert report["failed"] == []
     assert {Path(s["path"]).name: s["reason"] for s in report["skipped"]} == {
-        "notes.csv": "not a text or image file (.csv)",
+        "notes.csv": "not a document (.csv)",
         "empty.txt": "empty",
     }
     assert report["requests"] == 5  # one request per document: bag.png + bag.txt are ONE
@@ -153,7 +153,7 @@ def test_index_second_run_skips_everything_and_sends_nothing(indexed: dict[str, 
     second = indexed["runs"][1]
     assert second.returncode == 0, second.stderr
     report = json.loads(second.stdout)
-    assert (report["found"], report["already_indexed"], report["added"]) == (5, 5, 0)
+    assert (report["found"], report["unchanged"], report["added"]) == (5, 5, 0)
     assert (report["requests"], report["tokens"], report["credits"]) == (0, 0, 0)
     assert report["failed"] == []
 
@@ -197,7 +197,9 @@ def test_search_by_image_finds_the_image_and_prints_a_table(indexed: dict[str, A
     assert f"Top 2 for {query}" in result.stdout
     rows = [line for line in result.stdout.splitlines() if re.match(r"^│ \d ", line)]
     assert len(rows) == 2
-    assert re.match(r"^│ 1 │ [\d.]+\s+│ image\s+│ red\.png\s+│$", rows[0]), result.stdout
+    assert re.match(r"^│ 1 │ [\d.]+\s+│ image\s+│ \S*red\.png #0\s+│ red\.png\s+│$", rows[0]), (
+        result.stdout
+    )
 
 
 def test_reindexing_sends_no_request_to_the_server(
@@ -216,7 +218,7 @@ def test_reindexing_sends_no_request_to_the_server(
     second = cli(run, *command, env=env)
     assert second.returncode == 0, second.stderr
     report = json.loads(second.stdout)
-    assert (report["found"], report["already_indexed"], report["added"]) == (6, 5, 1)
+    assert (report["found"], report["unchanged"], report["added"]) == (6, 5, 1)
     assert aurous_emulator.stats.requests == seen + 1  # only the new file reached the server
 
 
@@ -409,10 +411,10 @@ def test_corrupt_images_are_a_partial_failure_exit_5(run: Run, tmp_path: Path) -
     result = cli(run, "--emulator", "--json", "index", "docs", "--collection", "products")
     assert result.returncode == 5
     report = json.loads(result.stdout)
-    assert (report["found"], report["added"]) == (7, 5)  # the good documents are all in
+    assert (report["found"], report["added"]) == (6, 5)  # the good documents are all in
     failed = {Path(f["path"]).name: f["error"] for f in report["failed"]}
     assert set(failed) == {"garbage.png", "truncated.png"}
-    assert "cannot decode image" in failed["garbage.png"]
+    assert "cannot decode image" in failed["garbage.png"]  # found by the scan: never sent
     assert "400 invalid_format" in failed["truncated.png"]  # refused by the server
     assert "request_id=req_" in failed["truncated.png"]
     assert one_error_line(result.stderr) == "error: 2 of 7 documents failed"
