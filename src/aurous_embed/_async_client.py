@@ -53,7 +53,7 @@ from aurous_embed._http import (
     new_idempotency_key,
     uses_aiohttp,
 )
-from aurous_embed._parts import EmbedInput, check_batch, normalize_input
+from aurous_embed._parts import EmbedInput, check_batch, has_local_image, normalize_input
 from aurous_embed._progress import progress_callback
 from aurous_embed._retry import Clock
 from aurous_embed.types import (
@@ -328,7 +328,12 @@ class AsyncAurousClient(ClientCore):
         charged = 0.0
         risk = ChargeRisk()
         try:
-            body = self._embed_body(item.value, call)
+            if has_local_image(item.value):
+                # Reading, decoding and re-encoding an image can take seconds of CPU: off the
+                # event loop, which keeps serving the other requests (and their deadlines).
+                body = await asyncio.to_thread(self._embed_body, item.value, call)
+            else:
+                body = self._embed_body(item.value, call)
             async with (await self._for_loop()).slots:
                 response = await self._requester.request(
                     "POST",

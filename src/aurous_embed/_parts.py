@@ -338,6 +338,11 @@ def _settled(part: Part, *, param: str) -> Part:
     return part
 
 
+def has_local_image(value: Normalized) -> bool:
+    """Whether building the request means reading or encoding a local image."""
+    return not isinstance(value, str) and any(isinstance(part, Image) for part in value)
+
+
 def check_batch(inputs: object, method: str = "embed_many") -> None:
     """Refuse what is not a collection of inputs: a str or bytes (its characters), a dict (its
     keys, e.g. one API-shaped part passed by mistake), or anything that cannot be iterated."""
