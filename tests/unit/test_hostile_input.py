@@ -292,3 +292,50 @@ def test_huge_images_in_one_batch_stay_within_the_memory_target() -> None:
     peak = float(result.stdout.rsplit("PEAK_RSS_MB=", 1)[1].split()[0])
     # Decoded side by side they would need 1.7 GB; one at a time, well under 1 GB.
     assert peak < 1000, result.stdout
+
+
+# --- images off the event loop; images downscaled on request -------------------------------------
+
+
+async def test_the_async_client_converts_images_off_the_event_loop(api: FakeAPI) -> None:
+    pil = pytest.importorskip("PIL.Image")
+    buffer = io.BytesIO()
+    pil.new("RGB", (5000, 100), (10, 200, 10)).save(buffer, format="BMP")  # must be converted
+    client = AsyncAurousClient(
+        API_KEY,
+        base_url=BASE_URL,
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(api)),
+    )
+    loop_thread = threading.current_thread()
+    threads: list[threading.Thread] = []
+    real = client._embed_body
+
+    def recording(*args: Any, **kwargs: Any) -> bytes:
+        threads.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    client._embed_body = recording  # type: ignore[method-assign]
+    await client.embed_many([Image(buffer.getvalue()), "plain text"])
+    assert threads[0] is not loop_thread  # the image: in a worker thread
+    assert threads[1] is loop_thread  # plain text: no need to leave the loop
+    await client.close()
+
+
+def test_max_side_downscales_before_sending(client: AurousClient, api: FakeAPI) -> None:
+    pil = pytest.importorskip("PIL.Image")
+    buffer = io.BytesIO()
+    pil.new("RGB", (3000, 2000), (200, 10, 10)).save(buffer, format="JPEG")
+    client.embed(Image(buffer.getvalue(), max_side=600))
+    client.embed(Image(buffer.getvalue()))
+    import base64
+    import json as jsonlib
+
+    sizes = []
+    for request in api.requests:
+        part = jsonlib.loads(request.content)["input"][0]["image_url"]["b64_json"]
+        sizes.append(pil.open(io.BytesIO(base64.b64decode(part))).size)
+    assert sizes == [(600, 400), (3000, 2000)]  # asked for; untouched otherwise (within limits)
+    assert client.usage.bytes_sent > 0
+    with pytest.raises(InputValidationError) as info:
+        client.embed(Image(buffer.getvalue(), max_side=0))
+    assert info.value.param is not None and info.value.param.endswith("max_side")
