@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aurous_embed._config import DEFAULT_MODEL
-from aurous_embed._indexing import Hit, index_folder, search
+from aurous_embed._indexing import LAYOUT, LAYOUT_KEY, Hit, index_folder, search
 from aurous_embed._scan import scan_folder
 from aurous_embed.cli import EMBEDDED_EMULATOR, MODEL_KEY, SOURCE_KEY
 
@@ -64,16 +64,24 @@ def run_demo(args: argparse.Namespace, out: Output) -> int:
         collection = store.get_or_create_collection(
             COLLECTION,
             embedding_function=AurousEmbeddingFunction(),
-            metadata={SOURCE_KEY: EMBEDDED_EMULATOR, MODEL_KEY: DEFAULT_MODEL},
+            metadata={
+                SOURCE_KEY: EMBEDDED_EMULATOR,
+                MODEL_KEY: DEFAULT_MODEL,
+                LAYOUT_KEY: LAYOUT,
+            },
         )
-        kinds = {
-            k: sum(d.kind == k for d in scan.sources) for k in ("text", "image", "text+image")
-        }
+        kinds = {k: sum(d.kind == k for d in scan.sources) for k in ("text", "image", "text+image")}
         out.say(
             f"Sample data: {kinds['text']} product texts, {kinds['image']} images, "
             f"{kinds['text+image']} images with a caption (one text+image vector each)."
         )
-        report = index_folder(client, collection, scan, show_progress=not args.json)
+        report = index_folder(
+            client,
+            collection,
+            scan,
+            legacy=(collection.metadata or {}).get(LAYOUT_KEY) != LAYOUT,
+            show_progress=not args.json,
+        )
         out.say(
             f"Indexed {report.added} new documents ({report.unchanged} were already there) "
             f"into collection {COLLECTION!r}."

@@ -16,6 +16,8 @@ answers what was embedded but not written).
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +31,7 @@ from aurous_embed._scan import Chunk, Scan, Source
 
 FLUSH_ITEMS = 64
 FLUSH_SECONDS = 2.0
-ROOT_KEY, FINGERPRINT_KEY, CHUNKS_KEY = "aurous:root", "aurous:fingerprint", "aurous:chunks"
+ROOT_KEY, FINGERPRINT_KEY = "aurous:root", "aurous:fingerprint"
 
 
 @dataclass
@@ -53,24 +55,46 @@ class IndexReport:
 
 @dataclass
 class Stored:
-    """What the collection holds for one file: entry ids by fingerprint."""
+    """What the collection holds for one file: entry ids by fingerprint (its first 16 digits)."""
 
     ids: dict[str, list[str]] = field(default_factory=dict)
-    chunks: dict[str, int] = field(default_factory=dict)
 
-    def complete(self, fingerprint: str) -> bool:
-        expected = self.chunks.get(fingerprint)
-        return expected is not None and len(self.ids.get(fingerprint, ())) == expected
+    def complete(self, source: Source) -> bool:
+        """Every chunk of this version of the file is there (the same fingerprint means the same
+        content and chunking, so the same chunks)."""
+        have = set(self.ids.get(source.fingerprint[:16], ()))
+        return all(chunk.id in have for chunk in source.chunks)
+
+    def others(self, source: Source) -> list[str]:
+        return [i for fp, ids in self.ids.items() if fp != source.fingerprint[:16] for i in ids]
 
     def all_ids(self) -> list[str]:
         return [i for ids in self.ids.values() for i in ids]
 
 
-def stored_files(collection: Any, root: Path) -> dict[str, Stored]:
-    """What the collection holds for the files under ``root``, by path (other folders ignored).
+#: Collection metadata: entries carry ``aurous:root`` and ids ``{path_id}-{fingerprint}-{chunk}``.
+LAYOUT_KEY, LAYOUT = "aurous:layout", 2
 
-    Entries written before entries recorded their folder are matched by path.
-    """
+
+def stored_files(collection: Any, scan: Scan, *, legacy: bool = False) -> dict[str, Stored]:
+    """What the collection holds for the files under the scan's root, by path (other folders are
+    left alone). Read from the entry ids alone (fast: no metadata), or, for a collection written
+    before entries recorded their folder (``legacy``), from every entry's metadata, by path."""
+    if legacy:
+        return _stored_by_metadata(collection, scan.root)
+    found: dict[str, Stored] = {}
+    paths = scan.present_ids()
+    got = collection.get(where={ROOT_KEY: str(scan.root)}, include=[])
+    for entry_id in got["ids"]:
+        pid, _, rest = entry_id.partition("-")
+        fingerprint, _, _chunk = rest.partition("-")
+        # A file no longer on disk is found by its id alone: named by the id, removed as gone.
+        stored = found.setdefault(paths.get(pid, f"<gone {pid}>"), Stored())
+        stored.ids.setdefault(fingerprint, []).append(entry_id)
+    return found
+
+
+def _stored_by_metadata(collection: Any, root: Path) -> dict[str, Stored]:
     prefix = str(root) if root.is_dir() else str(root.parent)
     found: dict[str, Stored] = {}
     got = collection.get(include=["metadatas"])
@@ -82,51 +106,90 @@ def stored_files(collection: Any, root: Path) -> dict[str, Stored]:
         if not mine or not path:
             continue
         stored = found.setdefault(path, Stored())
-        fingerprint = str(meta.get(FINGERPRINT_KEY, "legacy"))
+        fingerprint = str(meta.get(FINGERPRINT_KEY, "legacy"))[:16]
         stored.ids.setdefault(fingerprint, []).append(entry_id)
-        count = meta.get(CHUNKS_KEY)
-        if isinstance(count, int):
-            stored.chunks[fingerprint] = count
     return found
 
 
 class _Writer:
-    """Adds finished files to the collection and removes what they replace, in bounded batches."""
+    """Adds finished files to the collection and removes what they replace, in bounded batches,
+    on a thread of its own: Chroma's inserts (a few ms per 2,048-float entry) overlap the
+    embedding instead of holding up the stream of results. Batches are written in order;
+    ``close`` writes what is left and waits for it, and re-raises a write that failed."""
 
     def __init__(self, collection: Any, root: Path, clock: Callable[[], float]) -> None:
         self.collection, self.root, self.clock = collection, root, clock
-        self.ids: list[str] = []
-        self.vectors: list[list[float]] = []
-        self.metadatas: list[dict[str, Any]] = []
-        self.documents: list[str] = []
-        self.replaced: list[str] = []
+        self._batch: _Batch = _Batch()
         self.since = clock()
+        self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=4)  # bounded memory
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="aurous-index-writer", daemon=True)
+        self._thread.start()
 
     def file(self, source: Source, vectors: Sequence[list[float]], old: Iterable[str]) -> None:
+        self._raise()
+        batch = self._batch
         for chunk, vector in zip(source.chunks, vectors, strict=True):
-            self.ids.append(chunk.id)
-            self.vectors.append(vector)
-            self.metadatas.append(source.metadata(chunk, self.root))
-            self.documents.append(chunk.text or source.path.name)
+            batch.ids.append(chunk.id)
+            batch.vectors.append(vector)
+            batch.metadatas.append(source.metadata(chunk, self.root))
+            batch.documents.append(chunk.text or source.path.name)
         new = {chunk.id for chunk in source.chunks}
-        self.replaced.extend(i for i in old if i not in new)
-        if len(self.ids) >= FLUSH_ITEMS or self.clock() - self.since >= FLUSH_SECONDS:
-            self.flush()
+        batch.replaced.extend(i for i in old if i not in new)
+        if len(batch.ids) >= FLUSH_ITEMS or self.clock() - self.since >= FLUSH_SECONDS:
+            self._queue.put(batch)
+            self._batch, self.since = _Batch(), self.clock()
 
-    def flush(self) -> int:
-        written = len(self.ids)
+    def close(self) -> None:
+        """Write what is left, wait for every write, and stop the thread."""
+        if self._batch.ids or self._batch.replaced:
+            self._queue.put(self._batch)
+            self._batch = _Batch()
+        self._queue.put(None)
+        self._thread.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    batch.write(self.collection)
+                except BaseException as exc:  # reported to the indexing thread
+                    self._error = exc
+
+
+@dataclass
+class _Batch:
+    ids: list[str] = field(default_factory=list)
+    vectors: list[list[float]] = field(default_factory=list)
+    metadatas: list[dict[str, Any]] = field(default_factory=list)
+    documents: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+
+    def write(self, collection: Any) -> None:
         if self.ids:  # upsert: a run interrupted between the two steps is repaired by the next
-            self.collection.upsert(
+            collection.upsert(
                 ids=self.ids,
-                embeddings=self.vectors,
+                embeddings=_as_array(self.vectors),
                 metadatas=self.metadatas,
                 documents=self.documents,
             )
         if self.replaced:
-            self.collection.delete(ids=self.replaced)
-        self.ids, self.vectors, self.metadatas, self.documents, self.replaced = [], [], [], [], []
-        self.since = self.clock()
-        return written
+            collection.delete(ids=self.replaced)
+
+
+def _as_array(vectors: list[list[float]]) -> Any:
+    """float32 rows: Chroma checks a list of float lists value by value (about 4x slower)."""
+    try:
+        import numpy
+    except ImportError:  # pragma: no cover - Chroma depends on numpy
+        return vectors
+    return numpy.asarray(vectors, dtype=numpy.float32)
 
 
 def index_folder(
@@ -135,6 +198,7 @@ def index_folder(
     scan: Scan,
     *,
     keep_deleted: bool = False,
+    legacy: bool = False,
     show_progress: bool = False,
     on_progress: Callable[[int, int | None, float], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
@@ -145,13 +209,13 @@ def index_folder(
     the report says ``interrupted`` (the caller decides the exit status).
     """
     report = IndexReport(found=len(scan.sources))
-    stored = stored_files(collection, scan.root)
+    stored = stored_files(collection, scan, legacy=legacy)
     todo: list[tuple[Source, list[str], bool]] = []  # (source, ids it replaces, is new)
     for source in scan.sources:
         have = stored.get(str(source.path))
-        if have is not None and have.complete(source.fingerprint):
+        if have is not None and have.complete(source):
             report.unchanged += 1
-            replaced = [i for fp, ids in have.ids.items() if fp != source.fingerprint for i in ids]
+            replaced = have.others(source)
             if replaced:  # a leftover of an interrupted update: finish it
                 collection.delete(ids=replaced)
             continue
@@ -191,7 +255,7 @@ def index_folder(
         report.interrupted = True
     finally:
         stream.close()  # type: ignore[attr-defined]  # stop sending at once
-        writer.flush()  # every finished file is kept, interrupted or not
+        writer.close()  # every finished file is kept, interrupted or not
     if report.interrupted:
         return report  # removals wait for a run that finishes
     if not keep_deleted:
@@ -200,6 +264,11 @@ def index_folder(
         report.removed = len([p for p in stored if p not in present])
         for start in range(0, len(gone), 500):
             collection.delete(ids=gone[start : start + 500])
+    if legacy:  # every entry of this folder is in the current layout now
+        metadata = {
+            k: v for k, v in (collection.metadata or {}).items() if not k.startswith("hnsw:")
+        }
+        collection.modify(metadata={**metadata, LAYOUT_KEY: LAYOUT})
     return report
 
 

@@ -91,7 +91,6 @@ class Source:
             "chunk": chunk.number,
             "aurous:root": str(root),
             "aurous:fingerprint": self.fingerprint,
-            "aurous:chunks": len(self.chunks),
         }
         if chunk.image is not None:
             meta["image"] = str(chunk.image)
@@ -115,6 +114,10 @@ class Scan:
     def present(self) -> set[str]:
         """Every path found on disk, indexed or not (a file that failed is not "deleted")."""
         return {str(s.path) for s in self.sources} | {str(p) for p, _ in self.failed}
+
+    def present_ids(self) -> dict[str, str]:
+        """``path_id`` -> path of every path found on disk."""
+        return {path_id(Path(p)): p for p in self.present}
 
     def cost(self) -> tuple[int, int, int, float]:
         """(chunks, images, estimated tokens, estimated credits) of embedding every source."""
@@ -294,6 +297,7 @@ def scan_folder(
         [(root, False)] if not root.is_dir() else list(_files(root, {p.resolve() for p in exclude}))
     )
     names = {path for path, is_dir in entries if not is_dir}
+    captioned = {p.with_suffix("") for p in names if p.suffix.lower() in IMAGE_SUFFIXES}
     for path, is_dir in entries:
         suffix = path.suffix.lower()
         if is_dir:
@@ -303,7 +307,7 @@ def scan_folder(
         if suffix not in DOCUMENT_SUFFIXES:
             scan.skipped.append((path, f"not a document ({suffix or 'no suffix'})"))
             continue
-        if suffix == ".txt" and any(path.with_suffix(s) in names for s in IMAGE_SUFFIXES):
+        if suffix == ".txt" and path.with_suffix("") in captioned:
             continue  # an image's caption: indexed with its image
         try:
             source = _source(path, suffix, names, chunking)
@@ -321,9 +325,14 @@ def scan_folder(
     return scan
 
 
+def path_id(path: Path) -> str:
+    """The first part of every entry id of a file (its entries are found by it)."""
+    return hashlib.sha256(str(path).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
 def _source(path: Path, suffix: str, names: set[Path], chunking: Chunking) -> Source | None:
     _regular(path)
-    path_id = hashlib.sha256(str(path).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    pid = path_id(path)
     settings = chunking.key().encode()
     if suffix in IMAGE_SUFFIXES:
         precheck_image(path, fit=True, param="image")  # a corrupt image fails here, unsent
@@ -335,7 +344,7 @@ def _source(path: Path, suffix: str, names: set[Path], chunking: Chunking) -> So
         kind = "text+image" if caption else "image"
         fingerprint = _digest(kind.encode(), data, caption.encode(), settings)
         chunk = Chunk(
-            f"{path_id}-{fingerprint[:16]}-00000",
+            f"{pid}-{fingerprint[:16]}-00000",
             0,
             text=caption or None,
             image=path,
@@ -372,7 +381,7 @@ def _source(path: Path, suffix: str, names: set[Path], chunking: Chunking) -> So
             if not piece.strip():
                 continue
             number = len(chunks)
-            chunk_id = f"{path_id}-{fingerprint[:16]}-{number:05d}"
+            chunk_id = f"{pid}-{fingerprint[:16]}-{number:05d}"
             chunks.append(Chunk(chunk_id, number, text=piece, start=start, end=end, page=page))
     if not chunks:
         return None

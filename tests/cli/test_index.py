@@ -372,3 +372,33 @@ def test_an_interrupted_run_keeps_what_it_finished_and_the_next_pays_only_for_th
     assert len(entries(tmp_path / "db")["ids"]) == 400
     resent = slow_emulator.stats.by_route["POST /v1/embeddings"] - sent
     assert resent <= 400 - kept  # only what was not finished (the cache answers the rest)
+
+
+def test_a_collection_indexed_by_an_earlier_version_is_brought_up_to_date(
+    run: Run, docs: Path, tmp_path: Path, aurous_emulator: Emulator
+) -> None:
+    from aurous_embed.chroma import AurousEmbeddingFunction
+
+    store = chromadb.PersistentClient(str(tmp_path / "db"))
+    legacy = store.create_collection(
+        "docs", embedding_function=AurousEmbeddingFunction(), metadata={"aurous:vectors": "api"}
+    )
+    legacy.add(  # what `index` wrote before: content-hash ids, no folder, no fingerprint
+        ids=["doc-aaaa", "doc-bbbb"],
+        embeddings=[[0.1] * 2048, [0.2] * 2048],
+        metadatas=[
+            {"kind": "text", "path": str((docs / "sweater.txt").resolve())},
+            {"kind": "text", "path": str((docs / "deleted-since.txt").resolve())},
+        ],
+        documents=["old sweater", "old deleted"],
+    )
+    store.close()  # type: ignore[attr-defined]
+    result, report = index(run, aurous_emulator)
+    assert result.returncode == 0, result.stderr
+    assert report["removed"] == 1  # the file that is gone
+    stored = entries(tmp_path / "db")
+    assert "doc-aaaa" not in stored["ids"] and "doc-bbbb" not in stored["ids"]
+    assert len(stored["ids"]) == 6  # one entry per file, no duplicates
+    store = chromadb.PersistentClient(str(tmp_path / "db"))
+    assert store.get_collection("docs").metadata["aurous:layout"] == 2
+    store.close()  # type: ignore[attr-defined]

@@ -99,7 +99,9 @@ def open_collection(args: argparse.Namespace, *, create: bool) -> Any:
     # The function's config is what lets other programs reopen the collection without passing it;
     # an embedded emulator's URL is meaningless later, so it is not stored.
     function = AurousEmbeddingFunction(base_url=None if args.emulator else args.base_url)
-    metadata = {SOURCE_KEY: endpoint(args), MODEL_KEY: DEFAULT_MODEL}
+    from aurous_embed._indexing import LAYOUT, LAYOUT_KEY
+
+    metadata = {SOURCE_KEY: endpoint(args), MODEL_KEY: DEFAULT_MODEL, LAYOUT_KEY: LAYOUT}
     try:
         return store.get_or_create_collection(
             args.collection, embedding_function=function, metadata=metadata
@@ -193,7 +195,7 @@ def _dry_run(args: argparse.Namespace, out: Output, scan: Any) -> int:
 
 
 def cmd_index(args: argparse.Namespace, out: Output) -> int:
-    from aurous_embed._indexing import index_folder
+    from aurous_embed._indexing import LAYOUT, LAYOUT_KEY, index_folder
 
     if args.max_image_side is not None and args.max_image_side < 1:
         raise InputValidationError("--max-image-side must be at least 1", param="--max-image-side")
@@ -209,6 +211,7 @@ def cmd_index(args: argparse.Namespace, out: Output) -> int:
             collection,
             scan,
             keep_deleted=args.keep_deleted,
+            legacy=(collection.metadata or {}).get(LAYOUT_KEY) != LAYOUT,
             show_progress=not out.as_json,
         )
         usage = client.usage
