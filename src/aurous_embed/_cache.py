@@ -209,7 +209,11 @@ class SQLiteCache:
 
     Vectors are stored exactly (float64), so a hit returns the same numbers the API sent. One
     connection serves all threads behind a lock (lookups come in batches, and SQLite serialises
-    writes anyway); other processes open their own and WAL lets them share the file.
+    writes anyway); other processes open their own and WAL lets them share the file. Writes are
+    gathered and committed together, ``WRITE_BATCH`` at a time or after ``WRITE_DELAY`` seconds
+    (one transaction per vector made 32 worker threads queue for the lock); this object sees its
+    own pending writes at once, other processes within a second, and ``close()`` (or the object
+    being dropped) commits what is pending.
 
     Example:
         >>> client = AurousClient(cache="embeddings.sqlite")  # doctest: +SKIP
@@ -231,18 +235,27 @@ class SQLiteCache:
             "CREATE TABLE IF NOT EXISTS embeddings ("
             " key TEXT PRIMARY KEY, vector BLOB NOT NULL, created REAL NOT NULL)"
         )
-        # Closed with the object if nobody calls close(): no leaked file handle, no warning.
-        self._finalizer = weakref.finalize(self, self._db.close)
+        self._pending: dict[str, bytes] = {}
+        self._written = time.monotonic()
+        # Committed and closed with the object if nobody calls close(): no lost writes, no leaked
+        # file handle, no warning.
+        self._finalizer = weakref.finalize(self, _commit_and_close, self._db, self._pending)
 
     def get(self, key: str) -> PackedVector | None:
         with self._lock:
-            row = self._db.execute("SELECT vector FROM embeddings WHERE key = ?", (key,)).fetchone()
-        return PackedVector(row[0]) if row else None
+            blob = self._pending.get(key)
+            if blob is None:
+                row = self._db.execute(
+                    "SELECT vector FROM embeddings WHERE key = ?", (key,)
+                ).fetchone()
+                blob = row[0] if row else None
+        return PackedVector(blob) if blob is not None else None
 
     def get_many(self, keys: Sequence[str]) -> dict[str, PackedVector]:
         """Look up many keys in a few queries (what batches use)."""
         rows: list[tuple[str, bytes]] = []
         with self._lock:
+            rows.extend((k, self._pending[k]) for k in keys if k in self._pending)
             for start in range(0, len(keys), 500):  # under SQLite's bound-variable limit
                 chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
@@ -253,17 +266,26 @@ class SQLiteCache:
     def put(self, key: str, embedding: Sequence[float]) -> None:
         blob = embedding.packed if isinstance(embedding, PackedVector) else _pack(embedding)
         with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO embeddings (key, vector, created) VALUES (?, ?, ?)",
-                (key, blob, time.time()),
-            )
+            self._pending[key] = blob
+            if len(self._pending) >= WRITE_BATCH or time.monotonic() - self._written >= WRITE_DELAY:
+                self._commit()
+
+    def flush(self) -> None:
+        """Commit pending writes now."""
+        with self._lock:
+            self._commit()
+
+    def _commit(self) -> None:  # with the lock held
+        _commit_pending(self._db, self._pending)
+        self._written = time.monotonic()
 
     def __len__(self) -> int:
         with self._lock:
+            self._commit()
             return int(self._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
 
     def close(self) -> None:
-        """Close the connection (idempotent)."""
+        """Commit what is pending and close the connection (idempotent)."""
         with self._lock:
             self._finalizer()
 
@@ -275,6 +297,37 @@ class SQLiteCache:
 
     def __repr__(self) -> str:
         return f"SQLiteCache({str(self.path)!r})"
+
+
+#: Cache writes committed together (see SQLiteCache).
+WRITE_BATCH = 64
+WRITE_DELAY = 1.0
+
+
+def _commit_pending(db: sqlite3.Connection, pending: dict[str, bytes]) -> None:
+    if not pending:
+        return
+    now = time.time()
+    db.execute("BEGIN")  # one transaction (the connection is in autocommit mode)
+    try:
+        db.executemany(
+            "INSERT OR REPLACE INTO embeddings (key, vector, created) VALUES (?, ?, ?)",
+            [(key, blob, now) for key, blob in pending.items()],
+        )
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    pending.clear()
+
+
+def _commit_and_close(db: sqlite3.Connection, pending: dict[str, bytes]) -> None:
+    try:
+        _commit_pending(db, pending)
+    except sqlite3.Error:  # pragma: no cover - closing anyway
+        pass
+    finally:
+        db.close()
 
 
 def open_cache(cache: object) -> EmbeddingCache | None:
