@@ -325,3 +325,27 @@ def test_a_batch_of_cache_hits_runs_in_the_callers_thread(
         mixed = client.embed_many(corpus)
         assert len(api.requests) == sent + 500
         assert [r.cached for r in mixed] == [True] * 1000 + [False] * 500
+
+
+def test_cache_writes_are_committed_together_and_never_lost(tmp_path: Path) -> None:
+    import gc
+
+    from aurous_embed._cache import WRITE_BATCH
+
+    path = tmp_path / "batched.sqlite"
+    cache = SQLiteCache(path)
+    cache.put("a", [1.0, 2.0])
+    assert cache.get("a") == [1.0, 2.0]  # its own pending write, at once
+    assert cache.get_many(["a", "b"]) == {"a": [1.0, 2.0]}
+    other = SQLiteCache(path)
+    assert other.get("a") is None  # not committed yet: one transaction per batch
+    cache.flush()
+    assert other.get("a") == [1.0, 2.0]
+    for i in range(WRITE_BATCH):  # a full batch commits by itself
+        cache.put(f"k{i}", [float(i)])
+    assert other.get(f"k{WRITE_BATCH - 1}") == [float(WRITE_BATCH - 1)]
+    cache.put("last", [9.0])
+    del cache  # dropped without close(): what was pending is committed, not lost
+    gc.collect()
+    assert other.get("last") == [9.0]
+    other.close()
