@@ -15,6 +15,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -71,6 +72,8 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     import numpy
+
+    from aurous_embed._client import AurousClient
 
 
 def _new_lane(direct: bool, timeout: float) -> httpx.AsyncClient | httpx.AsyncBaseTransport:
@@ -132,6 +135,23 @@ async def _close_at_loop_shutdown(connections: _Connections) -> AsyncIterator[No
         yield
     finally:
         await connections.aclose()
+
+
+_IMAGE_WORKERS: list[ThreadPoolExecutor] = []
+_IMAGE_WORKERS_LOCK = threading.Lock()
+
+
+def _image_workers() -> ThreadPoolExecutor:
+    """The threads that read and convert local images for async calls (the process's own, not
+    the event loop's default executor, which belongs to the application)."""
+    with _IMAGE_WORKERS_LOCK:
+        if not _IMAGE_WORKERS:
+            _IMAGE_WORKERS.append(
+                ThreadPoolExecutor(
+                    max_workers=min(8, os.cpu_count() or 2), thread_name_prefix="aurous-images"
+                )
+            )
+        return _IMAGE_WORKERS[0]
 
 
 @dataclass
@@ -301,6 +321,15 @@ class AsyncAurousClient(ClientCore):
         await self._loops.close()
         self._close_cache()
 
+    def to_sync(self) -> AurousClient:
+        """An :class:`AurousClient` with this client's settings sharing its cache, budget and
+        ``usage`` totals; see :meth:`AurousClient.to_async`."""
+        from aurous_embed._client import AurousClient
+
+        twin = AurousClient(**self._twin_options())
+        self._share_with(twin)
+        return twin
+
     async def __aenter__(self) -> AsyncAurousClient:
         return self
 
@@ -331,7 +360,9 @@ class AsyncAurousClient(ClientCore):
             if has_local_image(item.value):
                 # Reading, decoding and re-encoding an image can take seconds of CPU: off the
                 # event loop, which keeps serving the other requests (and their deadlines).
-                body = await asyncio.to_thread(self._embed_body, item.value, call)
+                body = await asyncio.get_running_loop().run_in_executor(
+                    _image_workers(), self._embed_body, item.value, call
+                )
             else:
                 body = self._embed_body(item.value, call)
             async with (await self._for_loop()).slots:

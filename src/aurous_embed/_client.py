@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 
     import numpy
 
+    from aurous_embed._async_client import AsyncAurousClient
+
 
 class AurousClient(ClientCore):
     """Synchronous client of the Aurous embeddings API.
@@ -139,6 +141,17 @@ class AurousClient(ClientCore):
         opened from a path. Idempotent."""
         self._requester.close()
         self._close_cache()
+
+    def to_async(self) -> AsyncAurousClient:
+        """An :class:`AsyncAurousClient` with this client's settings that shares its cache, its
+        ``max_credits`` budget and its ``usage`` totals (and, like every client with the same key
+        and base URL, its model of the rate limits): one logical client for sync and async code.
+        Close both; a cache opened from a path closes with the last of them."""
+        from aurous_embed._async_client import AsyncAurousClient
+
+        twin = AsyncAurousClient(**self._twin_options())
+        self._share_with(twin)
+        return twin
 
     def __enter__(self) -> AurousClient:
         return self

@@ -66,6 +66,10 @@ BLOCKED_URL_HOSTNAMES: Final = frozenset(
 
 # [ASSUMPTION] inline `b64_json` bytes get the documented `/v1/files` limits, the conservative choice.
 IMAGE_MIME_TYPES: Final = ("image/png", "image/jpeg", "image/webp")
+#: File suffixes of images the client converts and sends (what `index` and the adapters look for).
+IMAGE_FILE_SUFFIXES: Final = frozenset(
+    {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+)
 MAX_IMAGE_BYTES: Final = 10 * 1024 * 1024
 MAX_IMAGE_SIDE: Final = 4096
 # Client bounds on local images, not API limits: the most the client reads of one image file or

@@ -161,6 +161,26 @@ def _check_api_key(key: object) -> str:
     return key
 
 
+class _CacheHandle:
+    """A cache and how many clients use it; one opened from a path closes with the last of them."""
+
+    def __init__(self, cache: EmbeddingCache | None, owned: bool) -> None:
+        self.cache, self.owned, self.users = cache, owned, 1
+        self._lock = threading.Lock()
+
+    def share(self) -> _CacheHandle:
+        with self._lock:
+            self.users += 1
+        return self
+
+    def release(self) -> None:
+        with self._lock:
+            self.users -= 1
+            last = self.users == 0
+        if last and self.owned and isinstance(self.cache, SQLiteCache):
+            self.cache.close()
+
+
 class UsageCounter:
     """Thread-safe running totals of what this client was actually charged."""
 
@@ -281,17 +301,46 @@ class ClientCore:
         # clock keeps its own, as its times mean nothing to the others.
         real_time = clock is None or type(clock) is SystemClock
         self._pacer = shared_pacer(self.base_url, secret) if real_time else Pacer()
-        self._cache = open_cache(cache)
-        self._owns_cache = isinstance(cache, (str, os.PathLike))  # we opened it: we close it
+        # A cache opened from a path is ours to close (when the last client sharing it closes).
+        self._cache_handle = _CacheHandle(open_cache(cache), isinstance(cache, (str, os.PathLike)))
+        self._cache = self._cache_handle.cache
         self._cache_urls = bool(cache_urls)
         self._cache_stats = StatsCounter()
         self._budget = Budget(check_max_credits(max_credits), scope="client")
+        self._cache_released = False
+
+    def _twin_options(self) -> dict[str, Any]:
+        """Constructor options of a client of the other kind with this one's settings."""
+        return {
+            "api_key": self._settings.api_key.reveal(),
+            "base_url": self.base_url,
+            "model": self.model,
+            "api_version": self.api_version,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+            "max_concurrency": self.max_concurrency,
+            "clock": self._settings.clock
+            if type(self._settings.clock) is not SystemClock
+            else None,
+        }
+
+    def _share_with(self, twin: ClientCore) -> None:
+        """Make ``twin`` use this client's cache, budget and running totals (its pacer is shared
+        already: one per key and base URL)."""
+        twin._cache_handle.release()
+        twin._cache_handle = self._cache_handle.share()
+        twin._cache = self._cache
+        twin._cache_urls = self._cache_urls
+        twin._cache_stats = self._cache_stats
+        twin._budget = self._budget
+        twin._usage = self._usage
 
     # --- public state ----------------------------------------------------------------------------
 
     def _close_cache(self) -> None:
-        if self._owns_cache and isinstance(self._cache, SQLiteCache):
-            self._cache.close()
+        if not self._cache_released:
+            self._cache_released = True
+            self._cache_handle.release()
 
     @property
     def usage(self) -> UsageTotals:

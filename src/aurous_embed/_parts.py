@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 from urllib.request import url2pathname
 
 from aurous_embed._config import (
+    IMAGE_FILE_SUFFIXES,
     MAX_IMAGES,
     MAX_PARTS,
     MAX_TEXT_CHARS,
@@ -336,6 +338,39 @@ def _settled(part: Part, *, param: str) -> Part:
         data = read_binary_file(part.source, param=f"{param}.image_url.b64_json")
         return Image(data, fit=part.fit, max_side=part.max_side)
     return part
+
+
+def _warn_if_image_path(text: str) -> None:
+    if (
+        len(text) < 4096
+        and "\n" not in text
+        and os.path.splitext(text)[1].lower() in IMAGE_FILE_SUFFIXES
+        and os.path.isfile(text)
+    ):
+        warnings.warn(
+            f"{text!r} names an image file but is embedded as text; wrap it as Image({text!r}) "
+            "to embed the picture",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def document_parts(parts: Any) -> Any:
+    """One multimodal document for the core, as a framework user writes it: in a list, a ``str`` is
+    a ``Text`` part (the core reads a list of plain strs as N inputs); anything else is unchanged.
+    A ``str`` that names an existing image file is still text, with a warning saying so."""
+    if isinstance(parts, (list, tuple)):
+        converted: list[object] = []
+        for part in parts:
+            if isinstance(part, str):
+                _warn_if_image_path(part)
+                converted.append(Text(part))
+            else:
+                converted.append(part)
+        return converted
+    if isinstance(parts, str):
+        _warn_if_image_path(parts)
+    return parts
 
 
 def has_local_image(value: Normalized) -> bool:

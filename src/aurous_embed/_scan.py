@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from aurous_embed._budget import local_estimate
-from aurous_embed._config import MAX_TEXT_CHARS
+from aurous_embed._config import IMAGE_FILE_SUFFIXES, MAX_TEXT_CHARS
 from aurous_embed._errors import InputValidationError, MissingDependencyError
 from aurous_embed._images import precheck_image
 from aurous_embed._parts import EmbedInput, Image, Text, normalize_input
@@ -35,7 +35,7 @@ from aurous_embed._parts import EmbedInput, Image, Text, normalize_input
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".rst"})
 HTML_SUFFIXES = frozenset({".html", ".htm"})
 PDF_SUFFIXES = frozenset({".pdf"})
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+IMAGE_SUFFIXES = IMAGE_FILE_SUFFIXES
 DOCUMENT_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES | IMAGE_SUFFIXES
 #: Defaults of ``index --chunk-size/--chunk-overlap`` (estimated tokens).
 DEFAULT_CHUNK_SIZE = 400

@@ -9,23 +9,23 @@ Needs the ``llama-index`` extra (``pip install "aurous-embed[llama-index]"``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from llama_index.core.base.embeddings.base import Embedding
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
 from llama_index.core.embeddings import MultiModalEmbedding
-from llama_index.core.schema import ImageType
+from llama_index.core.schema import BaseNode, ImageNode, ImageType, MetadataMode
 
-from aurous_embed._async_client import AsyncAurousClient
-from aurous_embed._client import AurousClient
+from aurous_embed._adapter import AdapterClients, adapter_clients
 from aurous_embed._config import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MODEL,
     DEFAULT_TIMEOUT,
 )
-from aurous_embed._parts import images_from_uris, normalize_inputs
+from aurous_embed._parts import Image, ImageURL, Text, images_from_uris, normalize_inputs
 from aurous_embed.types import EmbeddingResult
 
 __all__ = ["AurousEmbedding"]
@@ -38,6 +38,22 @@ DEFAULT_EMBED_BATCH_SIZE = 1024  # LlamaIndex allows at most 2048
 
 def _vectors(results: Sequence[EmbeddingResult]) -> list[Embedding]:
     return [result.embedding for result in results]
+
+
+def _node_input(node: BaseNode) -> Any:
+    """What one node embeds as: an ImageNode's text and image together, else its text."""
+    text = node.get_content(metadata_mode=MetadataMode.EMBED)
+    image: Image | ImageURL | None = None
+    if isinstance(node, ImageNode):
+        if node.image_url:
+            image = images_from_uris([node.image_url])[0]
+        elif node.image_path:
+            image = Image(node.image_path)
+        elif node.image:
+            image = Image(base64.b64decode(node.image))
+    if image is None:
+        return text
+    return [Text(text), image] if text.strip() else image
 
 
 class AurousEmbedding(MultiModalEmbedding):
@@ -59,6 +75,20 @@ class AurousEmbedding(MultiModalEmbedding):
         max_concurrency: most requests in flight for this model (all batches together).
         max_retries: retries (not attempts) of one request on 429, 5xx and timeouts.
         timeout: seconds per attempt.
+        cache: a SQLite file path (kept in ``to_dict()``) or a cache object: an input embedded
+            before costs nothing.
+        cache_urls: also cache inputs with URL parts.
+        max_credits: a budget for everything this model embeds.
+        show_progress: draw aurous-embed's progress bar (with credits) for each batch.
+        on_progress: ``on_progress(done, total, credits)`` after each item of a batch.
+        multimodal_nodes: when nodes go through this model as a transformation (ingestion
+            pipelines, ``model(nodes)``), an ``ImageNode`` becomes ONE text+image vector of its
+            text and its image (``image_path``, ``image_url`` or ``image``); such nodes keep it in
+            a ``MultiModalVectorStoreIndex``. Off: LlamaIndex's own behaviour (their text).
+
+    Instead of the connection options, pass ``client=`` (and ``async_client=``): one client, with
+    its cache, budget and rate-limit model, can serve LlamaIndex, LangChain and Chroma at once.
+    Unknown options are refused.
 
     Example:
         >>> from llama_index.core import Settings
@@ -79,30 +109,62 @@ class AurousEmbedding(MultiModalEmbedding):
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     max_retries: int = DEFAULT_MAX_RETRIES
     timeout: float = DEFAULT_TIMEOUT
+    cache: Any = None
+    cache_urls: bool = False
+    max_credits: float | None = None
+    show_progress: bool = False
+    on_progress: Callable[[int, int | None, float], None] | None = Field(default=None, exclude=True)
+    multimodal_nodes: bool = False
 
-    _client: AurousClient = PrivateAttr()
-    _async_client: AsyncAurousClient = PrivateAttr()
+    model_config = ConfigDict(extra="forbid")
+
+    _clients: AdapterClients = PrivateAttr()
 
     def __init__(
-        self, model_name: str = DEFAULT_MODEL, *, api_key: str | None = None, **kwargs: Any
+        self,
+        model_name: str = DEFAULT_MODEL,
+        *,
+        api_key: str | None = None,
+        client: Any = None,
+        async_client: Any = None,
+        **kwargs: Any,
     ) -> None:
-        """Validate the settings and build the sync and async clients once.
+        """Validate the settings and build (or adopt) the sync and async clients once.
 
         Raises:
-            MissingAPIKeyError: no ``api_key`` and ``AUROUS_API_KEY`` is not set.
-            InputValidationError: a setting the core refuses (e.g. plain http to a remote host).
+            MissingAPIKeyError: no ``api_key``, no client and ``AUROUS_API_KEY`` is not set.
+            InputValidationError: a setting the core refuses, or client options given with a
+                ``client`` (they belong on that client).
+            ValidationError: an unknown option.
         """
+        if not isinstance(kwargs.get("cache"), (str, type(None))):  # a cache object: not a field
+            cache_object, kwargs["cache"] = kwargs["cache"], None
+        else:
+            cache_object = None
         super().__init__(model_name=model_name, **kwargs)
         options: dict[str, Any] = {
-            "base_url": self.base_url,
-            "model": self.model_name,
-            "api_version": self.api_version,
-            "timeout": self.timeout,
-            "max_retries": self.max_retries,
-            "max_concurrency": self.max_concurrency,
+            name: getattr(self, name)
+            for name in (
+                "base_url",
+                "api_version",
+                "timeout",
+                "max_retries",
+                "max_concurrency",
+                "cache",
+                "cache_urls",
+                "max_credits",
+            )
         }
-        self._client = AurousClient(api_key, **options)
-        self._async_client = AsyncAurousClient(api_key, **options)
+        options["cache"] = cache_object if cache_object is not None else self.cache
+        if client is not None or async_client is not None:
+            options = {k: v for k, v in options.items() if k in self.model_fields_set}
+            if cache_object is not None:
+                options["cache"] = cache_object
+            if api_key is not None:
+                options["api_key"] = api_key
+        else:
+            options["api_key"] = api_key
+        self._clients = adapter_clients(client, async_client, **options)
 
     @classmethod
     def class_name(cls) -> str:
@@ -110,28 +172,53 @@ class AurousEmbedding(MultiModalEmbedding):
         return "AurousEmbedding"
 
     def close(self) -> None:
-        """Close the sync client's connection pool."""
-        self._client.close()
+        """Close the sync client's connection pool (if this model made the client)."""
+        self._clients.close()
 
     async def aclose(self) -> None:
         """Close the async client's connection pool (from the event loop that used it)."""
-        await self._async_client.close()
+        await self._clients.aclose()
+
+    def _calls(self) -> dict[str, Any]:
+        return {
+            "model": self.model_name,
+            "dimensions": self.dimensions,
+            "show_progress": self.show_progress,
+            "on_progress": self.on_progress,
+        }
 
     def _embed(self, value: Any) -> Embedding:
-        result = self._client.embed(value, model=self.model_name, dimensions=self.dimensions)
-        return result.embedding
+        client = self._clients.sync
+        return client.embed(value, model=self.model_name, dimensions=self.dimensions).embedding
 
     async def _aembed(self, value: Any) -> Embedding:
-        client, model, dimensions = self._async_client, self.model_name, self.dimensions
+        client, model, dimensions = self._clients.async_, self.model_name, self.dimensions
         return (await client.embed(value, model=model, dimensions=dimensions)).embedding
 
     def _embed_many(self, values: Sequence[Any]) -> list[Embedding]:
-        client, model, dimensions = self._client, self.model_name, self.dimensions
-        return _vectors(client.embed_many(values, model=model, dimensions=dimensions))
+        return _vectors(self._clients.sync.embed_many(values, **self._calls()))
 
     async def _aembed_many(self, values: Sequence[Any]) -> list[Embedding]:
-        client, model, dimensions = self._async_client, self.model_name, self.dimensions
-        return _vectors(await client.embed_many(values, model=model, dimensions=dimensions))
+        return _vectors(await self._clients.async_.embed_many(values, **self._calls()))
+
+    # As a transformation (ingestion pipelines, model(nodes)): with multimodal_nodes, an ImageNode
+    # is ONE text+image input; the rest is LlamaIndex's behaviour (the node's text).
+    def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        if not self.multimodal_nodes:
+            return super().__call__(nodes, **kwargs)
+        for node, vector in zip(
+            nodes, self._embed_many([_node_input(n) for n in nodes]), strict=True
+        ):
+            node.embedding = vector
+        return nodes
+
+    async def acall(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        if not self.multimodal_nodes:
+            return await super().acall(nodes, **kwargs)
+        vectors = await self._aembed_many([_node_input(n) for n in nodes])
+        for node, vector in zip(nodes, vectors, strict=True):
+            node.embedding = vector
+        return nodes
 
     # LlamaIndex sends a batch in chunks of embed_batch_size; every item is checked first, so a bad
     # item anywhere is refused with its real index before any chunk is sent.

@@ -291,6 +291,7 @@ def test_get_config_round_trips_and_never_holds_the_key() -> None:
         "base_url": "https://eu.example.com/v1",
         "api_version": "2026-05-15",
         "dimensions": 1024,
+        "cache": None,
     }
     assert "directKEY" not in repr(config) and "directKEY" not in repr(vars(function))
     assert AurousEmbeddingFunction.build_from_config(config).get_config() == config

@@ -307,17 +307,17 @@ async def test_the_async_client_converts_images_off_the_event_loop(api: FakeAPI)
         http_client=httpx.AsyncClient(transport=httpx.MockTransport(api)),
     )
     loop_thread = threading.current_thread()
-    threads: list[threading.Thread] = []
+    threads: dict[str, threading.Thread] = {}
     real = client._embed_body
 
-    def recording(*args: Any, **kwargs: Any) -> bytes:
-        threads.append(threading.current_thread())
-        return real(*args, **kwargs)
+    def recording(value: Any, *args: Any, **kwargs: Any) -> bytes:
+        threads["text" if isinstance(value, str) else "image"] = threading.current_thread()
+        return real(value, *args, **kwargs)
 
     client._embed_body = recording  # type: ignore[method-assign]
     await client.embed_many([Image(buffer.getvalue()), "plain text"])
-    assert threads[0] is not loop_thread  # the image: in a worker thread
-    assert threads[1] is loop_thread  # plain text: no need to leave the loop
+    assert threads["image"] is not loop_thread  # in a worker thread
+    assert threads["text"] is loop_thread  # plain text: no need to leave the loop
     await client.close()
 
 

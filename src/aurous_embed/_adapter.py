@@ -1,0 +1,108 @@
+"""What the framework adapters share: their clients, made from options or given, and the options
+of every call. Whatever an option does (a cache, a budget, progress, pacing) lives in the clients;
+an adapter only hands it over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aurous_embed._async_client import AsyncAurousClient
+from aurous_embed._batch import ProgressCallback
+from aurous_embed._client import AurousClient
+from aurous_embed._errors import InputValidationError
+
+#: Adapter options that configure the clients (not single calls).
+CLIENT_OPTIONS = (
+    "api_key",
+    "base_url",
+    "api_version",
+    "timeout",
+    "max_retries",
+    "max_concurrency",
+    "cache",
+    "cache_urls",
+    "max_credits",
+)
+
+
+@dataclass
+class AdapterClients:
+    """The sync and async clients of one adapter, and which of them it made (and so closes)."""
+
+    sync: AurousClient
+    async_: AsyncAurousClient
+    owns_sync: bool
+    owns_async: bool
+
+    def close(self) -> None:
+        if self.owns_sync:
+            self.sync.close()
+
+    async def aclose(self) -> None:
+        if self.owns_async:
+            await self.async_.close()
+
+
+def adapter_clients(
+    client: object = None, async_client: object = None, **options: Any
+) -> AdapterClients:
+    """The clients an adapter uses.
+
+    Given a ``client`` (and/or ``async_client``), they are used as they are, and a missing twin is
+    made with :meth:`AurousClient.to_async` (or ``to_sync``): one cache, one budget, one set of
+    totals for the sync and async paths. Otherwise both are made from ``options`` (only the ones
+    the user set; see :data:`CLIENT_OPTIONS`). Setting client options *and* passing a client is
+    refused: the options belong on the client.
+    """
+    if client is None and async_client is None:
+        unknown = sorted(set(options) - set(CLIENT_OPTIONS))
+        if unknown:  # pragma: no cover - adapters pass only known options
+            raise InputValidationError(f"unknown client options {unknown}", param=unknown[0])
+        sync = AurousClient(**options)
+        return AdapterClients(sync, sync.to_async(), True, True)
+    clash = sorted(name for name in options if name in CLIENT_OPTIONS)
+    if clash:
+        raise InputValidationError(
+            f"client= is given, so {', '.join(clash)} must be set on that client (a client "
+            "carries its key, connection settings, cache and budget), not here",
+            param=clash[0],
+        )
+    if client is not None and not isinstance(client, AurousClient):
+        raise InputValidationError(
+            f"client must be an AurousClient, not {type(client).__name__}", param="client"
+        )
+    if async_client is not None and not isinstance(async_client, AsyncAurousClient):
+        raise InputValidationError(
+            f"async_client must be an AsyncAurousClient, not {type(async_client).__name__}",
+            param="async_client",
+        )
+    if client is None:
+        assert isinstance(async_client, AsyncAurousClient)
+        return AdapterClients(async_client.to_sync(), async_client, True, False)
+    if async_client is None:
+        return AdapterClients(client, client.to_async(), False, True)
+    return AdapterClients(client, async_client, False, False)
+
+
+def call_options(
+    *,
+    model: str | None,
+    dimensions: int | None,
+    show_progress: bool,
+    on_progress: ProgressCallback | None,
+) -> dict[str, Any]:
+    """The keyword arguments of every ``embed_many`` an adapter makes."""
+    return {
+        "model": model,
+        "dimensions": dimensions,
+        "show_progress": show_progress,
+        "on_progress": on_progress,
+    }
+
+
+def given(values: Mapping[str, Any], names: set[str] | frozenset[str]) -> dict[str, Any]:
+    """The options among ``values`` that the user set (``names``), for :func:`adapter_clients`."""
+    return {name: values[name] for name in CLIENT_OPTIONS if name in names}
