@@ -394,7 +394,10 @@ class AsyncAurousClient(ClientCore):
     ) -> EmbeddingResult:
         """Embed ONE input into ONE vector; see :meth:`AurousClient.embed`."""
         call = self._call(model, dimensions, user, max_credits, idempotency_key)
-        return await self._run(Item(normalize_input(input)), call, idempotency_key)
+        try:
+            return await self._run(Item(normalize_input(input)), call, idempotency_key)
+        finally:
+            self._flush_cache()
 
     def _engine(
         self,
@@ -496,6 +499,7 @@ class AsyncAurousClient(ClientCore):
             return self._collect(outcomes, len(items))
         finally:
             close()
+            self._flush_cache()
 
     def embed_iter(
         self,
@@ -555,6 +559,7 @@ class AsyncAurousClient(ClientCore):
         finally:
             await stream.aclose()
             close()
+            self._flush_cache()
 
     async def estimate(
         self, input: EmbedInput, *, model: str | None = None, dimensions: int | None = None

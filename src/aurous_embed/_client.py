@@ -232,7 +232,10 @@ class AurousClient(ClientCore):
             BudgetExceededError: the input could take spending over ``max_credits``.
         """
         call = self._call(model, dimensions, user, max_credits, idempotency_key)
-        return self._run(Item(normalize_input(input)), call, idempotency_key)
+        try:
+            return self._run(Item(normalize_input(input)), call, idempotency_key)
+        finally:
+            self._flush_cache()
 
     def _engine(
         self,
@@ -347,6 +350,7 @@ class AurousClient(ClientCore):
             return self._collect(outcomes, len(items))
         finally:
             close()
+            self._flush_cache()
 
     @overload
     def embed_iter(
@@ -432,6 +436,7 @@ class AurousClient(ClientCore):
                     raise outcome.error
         finally:
             close()
+            self._flush_cache()
 
     def estimate(
         self, input: EmbedInput, *, model: str | None = None, dimensions: int | None = None

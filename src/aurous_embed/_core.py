@@ -337,6 +337,13 @@ class ClientCore:
 
     # --- public state ----------------------------------------------------------------------------
 
+    def _flush_cache(self) -> None:
+        """Commit the cache's pending writes at the end of a call (see ``SQLiteCache``), so that
+        other cache objects and processes see them."""
+        flush = getattr(self._cache, "flush", None)
+        if callable(flush):
+            flush()
+
     def _close_cache(self) -> None:
         if not self._cache_released:
             self._cache_released = True
