@@ -44,6 +44,23 @@ EXPECTED: dict[str, list[str | re.Pattern[str]]] = {
         "'api_key_env_var': 'AUROUS_API_KEY'",
         re.compile(r"'something yellow'\] on the reopened collection:\n\s+[\d.]+\s+lamp-photo "),
     ],
+    "langchain_multimodal_documents.py": [
+        "InMemoryVectorStore: 7 documents, 6 of them text+image.",
+        "'a red kettle' -> Photo of a red steel kettle [photo-red-kettle.png]",
+        "'hiking boots' -> Photo of brown hiking boots [photo-brown-boots.png]",
+        re.compile(
+            r"Chroma \(async add\): 'a leather bag' -> Photo of a red leather messenger bag"
+        ),
+    ],
+    "llama_index_image_nodes.py": [
+        "Embedded 6 image nodes, each caption and photo as one vector.",
+        "'a red kettle' -> Photo of a red steel kettle [photo-red-kettle.png]",
+        "'a leather bag' -> Photo of a red leather messenger bag [photo-red-bag.png]",
+    ],
+    "chroma_multimodal.py": [
+        "Added 6 text+image documents, one vector each.",
+        "'hiking boots' -> photo-brown-boots: Photo of brown hiking boots",
+    ],
     "openai_migration.py": [
         "input=[2 strings] -> HTTP 400 embeddings_batch_not_supported",
         re.compile(r"20 texts, sequential embeddings\.create: [\d.]+ s"),
