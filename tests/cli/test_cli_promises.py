@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,26 @@ def test_a_key_with_a_line_break_in_it_is_refused_in_one_line_that_shows_none_of
     assert "api_key" in line
     for fragment in ("5ec7e7", "a" * 20, "b" * 30):
         assert fragment not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "path"), [("embed", "/v1/embeddings"), ("estimate", "/v1/embeddings/estimate")]
+)
+def test_every_success_is_printed_when_some_inputs_fail(
+    run: Run, aurous_emulator: Emulator, command: str, path: str
+) -> None:
+    texts = [f"text number {i}" for i in range(40)]
+    aurous_emulator.queue_faults("status=500", path=path)  # the first request fails
+    result = cli(run, *server(aurous_emulator), "--json", "--max-retries", "0", command, *texts)
+    assert result.returncode == 5  # measured before: nothing printed (exit 5, estimate exit 4)
+    if command == "embed":
+        rows = [json.loads(line) for line in result.stdout.splitlines()]
+    else:
+        rows = json.loads(result.stdout)
+    assert len(rows) == 39
+    assert [r["index"] for r in rows] == sorted(r["index"] for r in rows)  # input order
+    failed = set(range(40)) - {r["index"] for r in rows}
+    assert len(failed) == 1
+    line = one_error_line(result.stderr)
+    assert line.startswith(f"error: input {failed.pop()} (") and "500" in line
+    assert ".results" not in result.stderr  # command-line words, not Python attributes

@@ -104,3 +104,20 @@ def test_serve_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert serve_command(["--help"]) == 0
     assert "--fail-rate" in capsys.readouterr().out
     assert serve_command(["--definitely-not-an-option"]) == 2
+
+
+def test_a_port_out_of_range_is_one_line_and_exit_2() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "aurous_embed.cli", "serve", "--port", "99999"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "aurous-embed serve: port must be 0 to 65535 (0: any free port), got 99999"
+    ]

@@ -27,6 +27,26 @@ def test_factory(aurous_emulator_factory):
     emu = aurous_emulator_factory(native_dimension=1024, credits=1)
     headers = {"X-Api-Key": emu.api_key}
     assert httpx.get(f"{emu.base_url}/balance", headers=headers).json()["credits"] == 1
+
+import pytest
+
+@pytest.fixture(scope="module")
+def shared(aurous_emulator_module):  # a module-scoped fixture may use it (ScopeMismatch before)
+    return aurous_emulator_module
+
+def test_module_scope_first(shared, aurous_emulator_session):
+    httpx.post(
+        f"{shared.base_url}/embeddings",
+        json={"model": "aurous-embed-vision-1.0", "input": "one"},
+        headers={"X-Api-Key": shared.api_key},
+    )
+    assert shared.stats.charges == 1
+    assert aurous_emulator_session.running
+
+def test_module_scope_second(shared, aurous_emulator_module, aurous_emulator_factory_module):
+    assert shared is aurous_emulator_module
+    assert shared.stats.charges == 1  # the same emulator as the test before
+    assert aurous_emulator_factory_module(credits=5).running
 """
 
 
@@ -63,7 +83,7 @@ def test_plugin_fixtures_work_in_a_user_suite(tmp_path: Path) -> None:
         env=env,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 passed" in result.stdout
+    assert "5 passed" in result.stdout
 
 
 def test_plugin_imports_nothing_heavy() -> None:

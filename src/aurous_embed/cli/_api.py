@@ -6,8 +6,18 @@ import argparse
 import dataclasses
 from typing import Any
 
-from aurous_embed._errors import InputValidationError
-from aurous_embed.cli._base import EXIT_OK, Output, open_client
+from aurous_embed._errors import AurousError, InputValidationError, stops_batch
+from aurous_embed._parts import normalize_inputs
+from aurous_embed.cli._base import (
+    EXIT_AUTH,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    Output,
+    complain,
+    error_line,
+    exit_code,
+    open_client,
+)
 
 
 def _usage_json(result: Any) -> dict[str, Any]:
@@ -36,34 +46,71 @@ def _inputs(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
     return [*args.text, *images], labels
 
 
+def _failed(labels: list[str], errors: dict[int, BaseException]) -> None:
+    """One line per failed input, in input order, in the command line's words."""
+    for index, error in sorted(errors.items()):
+        complain(f"error: input {index} ({labels[index][:60]!r}): {error_line(error)[7:]}")
+
+
+def _verdict(errors: dict[int, BaseException], total: int) -> int:
+    """The exit code of a run where ``errors`` failed out of ``total`` (0 when none)."""
+    if not errors:
+        return EXIT_OK
+    first = next(iter(sorted(errors.items())))[1]
+    if len(errors) == total:  # nothing succeeded: the error decides
+        return exit_code(first)
+    auth = exit_code(first) == EXIT_AUTH
+    return EXIT_AUTH if auth else EXIT_PARTIAL
+
+
 def cmd_embed(args: argparse.Namespace, out: Output) -> int:
+    """Every success is printed, in input order and with its index, even when others failed
+    (they were paid for); then one line per failure."""
     inputs, labels = _inputs(args)
+    normalize_inputs(inputs)  # every input checked before anything is sent (exit 2)
+    errors: dict[int, BaseException] = {}
+    rows: list[dict[str, Any]] = []
     with open_client(args) as client:
-        results = client.embed_many(inputs, dimensions=args.dimensions)
-    out.json(
-        [
-            {
-                "input": label,
-                "embedding": result.embedding,
-                "model": result.model,
-                "usage": _usage_json(result),
-                "request_id": result.request_id,
-            }
-            for label, result in zip(labels, results, strict=True)
-        ],
-        lines=True,
-    )
-    return EXIT_OK
+        for index, result in enumerate(
+            client.embed_iter(inputs, dimensions=args.dimensions, return_exceptions=True)
+        ):
+            if isinstance(result, AurousError):
+                errors[index] = result
+                continue
+            rows.append(
+                {
+                    "index": index,
+                    "input": labels[index],
+                    "embedding": result.embedding,
+                    "model": result.model,
+                    "usage": _usage_json(result),
+                    "request_id": result.request_id,
+                }
+            )
+    out.json(rows, lines=True)
+    _failed(labels, errors)
+    return _verdict(errors, len(inputs))
 
 
 def cmd_estimate(args: argparse.Namespace, out: Output) -> int:
     inputs, labels = _inputs(args)
+    normalize_inputs(inputs)
     rows = []
+    errors: dict[int, BaseException] = {}
     with open_client(args) as client:
-        for label, value in zip(labels, inputs, strict=True):
-            estimate = client.estimate(value, dimensions=args.dimensions)
+        for index, (label, value) in enumerate(zip(labels, inputs, strict=True)):
+            try:
+                estimate = client.estimate(value, dimensions=args.dimensions)
+            except AurousError as error:
+                errors[index] = error
+                if stops_batch(error):  # every other input would fail the same way
+                    for rest in range(index + 1, len(inputs)):
+                        errors[rest] = error
+                    break
+                continue
             rows.append(
                 {
+                    "index": index,
                     "input": label,
                     "tokens": dataclasses.asdict(estimate.tokens),
                     "credits_estimated": estimate.credits_estimated,
@@ -71,12 +118,13 @@ def cmd_estimate(args: argparse.Namespace, out: Output) -> int:
             )
     if out.as_json:
         out.json(rows)
-    else:
+    elif rows:
         out.table(
             "Estimate (nothing was charged)",
-            ["input", "text tokens", "image tokens", "total tokens", "credits"],
+            ["#", "input", "text tokens", "image tokens", "total tokens", "credits"],
             [
                 [
+                    r["index"],
                     r["input"][:50],
                     r["tokens"]["text"],
                     r["tokens"]["image"],
@@ -86,7 +134,8 @@ def cmd_estimate(args: argparse.Namespace, out: Output) -> int:
                 for r in rows
             ],
         )
-    return EXIT_OK
+    _failed(labels, errors)
+    return _verdict(errors, len(inputs))
 
 
 def cmd_models(args: argparse.Namespace, out: Output) -> int:

@@ -156,6 +156,8 @@ class Emulator:
         )
         self._host = host
         self._requested_port = port
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be 0 to 65535 (0: any free port), got {port!r}")
         self._port = port
         self._api_key = next(iter(key_scopes))
         self._app = EmulatorApp(settings, clock if clock is not None else time.time, key_scopes)

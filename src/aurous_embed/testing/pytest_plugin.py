@@ -7,8 +7,11 @@ Fixtures:
 
 - ``aurous_emulator``: a running :class:`~aurous_embed.testing.Emulator` (function scope),
   driven by ``aurous_clock`` when the test also asks for that fixture.
+- ``aurous_emulator_module`` and ``aurous_emulator_session``: one emulator for a whole module or
+  session (default settings; call ``reset()`` between tests if they must not see each other).
 - ``aurous_emulator_factory``: ``make(**kwargs) -> Emulator`` for custom settings; every
-  emulator it makes is stopped after the test.
+  emulator it makes is stopped after the test (``aurous_emulator_factory_module`` and
+  ``aurous_emulator_factory_session``: after the module or session).
 - ``aurous_clock``: a manual :class:`~aurous_embed.testing.Clock` to move time without sleeping.
 
 Example:
@@ -37,9 +40,7 @@ def aurous_clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def aurous_emulator_factory() -> Iterator[Callable[..., Emulator]]:
-    """Make started emulators with custom settings; all are stopped after the test."""
+def _factory() -> Iterator[Callable[..., Emulator]]:
     from aurous_embed.testing import Emulator
 
     started: list[Emulator] = []
@@ -53,6 +54,40 @@ def aurous_emulator_factory() -> Iterator[Callable[..., Emulator]]:
     yield make
     for emulator in reversed(started):
         emulator.stop()
+
+
+@pytest.fixture
+def aurous_emulator_factory() -> Iterator[Callable[..., Emulator]]:
+    """Make started emulators with custom settings; all are stopped after the test."""
+    yield from _factory()
+
+
+@pytest.fixture(scope="module")
+def aurous_emulator_factory_module() -> Iterator[Callable[..., Emulator]]:
+    """As ``aurous_emulator_factory``; the emulators are stopped after the module."""
+    yield from _factory()
+
+
+@pytest.fixture(scope="session")
+def aurous_emulator_factory_session() -> Iterator[Callable[..., Emulator]]:
+    """As ``aurous_emulator_factory``; the emulators are stopped after the session."""
+    yield from _factory()
+
+
+@pytest.fixture(scope="module")
+def aurous_emulator_module(
+    aurous_emulator_factory_module: Callable[..., Emulator],
+) -> Emulator:
+    """One running emulator with default settings for the whole module."""
+    return aurous_emulator_factory_module()
+
+
+@pytest.fixture(scope="session")
+def aurous_emulator_session(
+    aurous_emulator_factory_session: Callable[..., Emulator],
+) -> Emulator:
+    """One running emulator with default settings for the whole session."""
+    return aurous_emulator_factory_session()
 
 
 @pytest.fixture
