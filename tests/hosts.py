@@ -49,4 +49,28 @@ BLOCKED_BY_BOTH = [
     "a..example.com",
     ".example.com",
     "exa mple.com",
+    # spellings URL parsers disagree on (refused rather than guessed at)
+    "127.0.0.1\\@example.com",
+    "169.254.169.254\\@example.com",
+    "127.0.0.1\\.example.com",
+    "user@127.0.0.1",
+    "%31%32%37.0.0.1",
+    "127%2e0%2e0%2e1",
+    "%6c%6f%63%61%6c%68%6f%73%74",
+    "exa%20mple.com",
+    "lo\u00adcalhost",
+    "metadata\u200b.google.internal",
+    "metadata\u2060.google.internal",
+    "metadata\ufeff.google.internal",
+    "example.com\x00",
+    "example.com\x7f",
+    # numbers that are not IPv4, literals that are not IPv6, empty punycode
+    "256.0.0.1",
+    "4294967296",
+    "1.2.3.4.5",
+    "xn--",
+    "[v1.fe80::a+en1]",
+    # IPv6 that is not global: site-local, IPv4-translated loopback
+    "[fec0::1]",
+    "[::ffff:0:127.0.0.1]",
 ]

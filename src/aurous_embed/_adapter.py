@@ -106,3 +106,53 @@ def call_options(
 def given(values: Mapping[str, Any], names: set[str] | frozenset[str]) -> dict[str, Any]:
     """The options among ``values`` that the user set (``names``), for :func:`adapter_clients`."""
     return {name: values[name] for name in CLIENT_OPTIONS if name in names}
+
+
+def check_picklable(
+    adapter: str, *, client_given: bool, cache_object: bool, max_credits: float | None
+) -> None:
+    """Refuse to pickle an adapter holding what cannot be copied to another process, with a
+    message saying what to do instead: a ``client=`` (its connections, cache and budget belong to
+    this process), a cache object (pass a path), a ``max_credits`` budget (each copy would get a
+    budget of its own, so together they could spend it several times).
+
+    Raises:
+        TypeError: as :mod:`pickle` expects of an object it cannot pickle.
+    """
+    if client_given:
+        raise TypeError(
+            f"an {adapter} made with client= cannot be pickled (the client's connections, cache "
+            f"and budget belong to this process): to use it in worker processes, make the "
+            f"{adapter} with api_key=... and the connection options instead"
+        )
+    if cache_object:
+        raise TypeError(
+            f"an {adapter} with a cache object cannot be pickled: pass cache='file.sqlite' (a "
+            "path every worker process opens)"
+        )
+    if max_credits is not None:
+        raise TypeError(
+            f"an {adapter} with max_credits cannot be pickled: each worker process would get a "
+            "budget of its own and together they could spend it several times (give each worker "
+            "its own share explicitly)"
+        )
+
+
+def pickled_connection(
+    clients: AdapterClients, adapter: str, *, cache_is_path: bool, max_credits: float | None
+) -> dict[str, Any]:
+    """The key and endpoint a pickled adapter carries, so that its copy in a worker process
+    (``IngestionPipeline(num_workers=N)``, ``ProcessPoolExecutor``) uses exactly the same ones and
+    never picks up another key from that process's environment.
+
+    The key travels inside the pickle (never in ``to_dict()``, ``to_json()`` or a repr): pickles
+    are for handing work to your own processes, not for storing.
+    """
+    core = clients.sync
+    check_picklable(
+        adapter,
+        client_given=not (clients.owns_sync and clients.owns_async),
+        cache_object=core._cache is not None and not cache_is_path,
+        max_credits=max_credits,
+    )
+    return {"api_key": core._settings.api_key.reveal(), "base_url": core.base_url}

@@ -80,6 +80,10 @@ MAX_IMAGE_SIDE: Final = 4096
 MAX_IMAGE_SOURCE_BYTES: Final = 64 * 1024 * 1024
 MAX_DECODE_PIXELS: Final = 178_000_000
 DECODE_BUDGET_PIXELS: Final = 200_000_000
+# [ASSUMPTION] images of more pixels than this are converted on one process-wide thread: glibc gives
+# each thread its own malloc arena and keeps what a huge decode freed, so spreading huge decodes over
+# many worker threads grows the process by one huge image per thread (16-bit PNGs: ~2.4 GB for six).
+BIG_IMAGE_PIXELS: Final = 16_000_000
 
 # --- pricing [DOC] ------------------------------------------------------------------------------
 TEXT_CREDITS_PER_M: Final = 18.75
@@ -101,6 +105,10 @@ CONFLICT_MAX_WAIT: Final = 60.0
 # [DOC] 5xx: exponential backoff with jitter, 1 s -> 2 s -> 4 s -> 8 s, capped around 30 s.
 SERVER_BACKOFF_INITIAL: Final = 1.0
 SERVER_BACKOFF_MAX: Final = 30.0
+# [ASSUMPTION] the largest answer the client reads (after decompression): the biggest documented
+# answer (one embedding, a model or file list) is well under 1 MB; a server sending more is broken
+# or hostile, and its body is not read further (an APIConnectionError, like a cut answer).
+MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
 # [ASSUMPTION] the longest single wait the client honours from Retry-After / X-RateLimit-Reset.
 MAX_RETRY_AFTER: Final = 60.0
 # [ASSUMPTION] the least wait after a rate limit: a `Retry-After: 0` or a reset already past is not

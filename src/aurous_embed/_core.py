@@ -64,6 +64,7 @@ from aurous_embed._images import IMAGES_EXTRA_HINT, encode_image, sniff_mime
 from aurous_embed._parts import (
     EmbedInput,
     Normalized,
+    check_utf8,
     input_to_wire,
     normalize_input,
     normalize_inputs,
@@ -378,7 +379,7 @@ class ClientCore:
             raise InputValidationError(
                 f"model must be a non-empty str, got {model!r}", param="model"
             )
-        return model
+        return check_utf8(model, param="model", what="model")
 
     def _call(
         self,
@@ -397,6 +398,8 @@ class ClientCore:
             raise InputValidationError(
                 f"user must be a str of 1 to {MAX_USER_CHARS} characters", param="user"
             )
+        if user is not None:
+            check_utf8(user, param="user", what="user")
         if idempotency_key is not None and (
             not isinstance(idempotency_key, str)
             or not 1 <= len(idempotency_key) <= 256

@@ -327,6 +327,8 @@ class BatchStoppedError(BatchEmbeddingError):
     cause: AurousError
 
     def __str__(self) -> str:
+        if "cause" not in self.__dict__:  # made directly, not by a stopped batch
+            return super().__str__()
         errors: Mapping[int, BaseException] = self.errors
         done = len(self.results) - len(errors)
         return (

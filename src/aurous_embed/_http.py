@@ -27,7 +27,7 @@ from typing import Any, Generic, Literal, TypeVar
 import httpx
 
 from aurous_embed._batch import Pacer, Ticket
-from aurous_embed._config import MAX_RETRY_AFTER
+from aurous_embed._config import MAX_RESPONSE_BYTES, MAX_RETRY_AFTER
 from aurous_embed._errors import (
     APIConnectionError,
     APIStatusError,
@@ -506,6 +506,63 @@ def decode_json(content: bytes) -> Any:
     return _loads(content)
 
 
+_BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+def _too_large(size: int) -> httpx.ReadError:
+    return httpx.ReadError(
+        f"the answer is over {MAX_RESPONSE_BYTES:,} bytes ({size:,} so far): not read further"
+    )
+
+
+def _declared_size(response: httpx.Response) -> int:
+    declared = response.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() else 0
+
+
+def _with_body(response: httpx.Response, body: bytes) -> httpx.Response:
+    """A read response holding ``body`` (already decoded: the encoding headers are dropped)."""
+    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _BODY_HEADERS]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=body,
+        request=response.request,
+        extensions=response.extensions,
+    )
+
+
+def read_bounded(response: httpx.Response) -> httpx.Response:
+    """Read a streamed answer, at most ``MAX_RESPONSE_BYTES`` decoded (a gzip bomb or an endless
+    body is cut off with an ``httpx.ReadError``), and close it."""
+    try:
+        if _declared_size(response) > MAX_RESPONSE_BYTES:
+            raise _too_large(_declared_size(response))
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > MAX_RESPONSE_BYTES:
+                raise _too_large(len(body))
+    finally:
+        response.close()
+    return _with_body(response, bytes(body))
+
+
+async def aread_bounded(response: httpx.Response) -> httpx.Response:
+    """The async twin of :func:`read_bounded`."""
+    try:
+        if _declared_size(response) > MAX_RESPONSE_BYTES:
+            raise _too_large(_declared_size(response))
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > MAX_RESPONSE_BYTES:
+                raise _too_large(len(body))
+    finally:
+        await response.aclose()
+    return _with_body(response, bytes(body))
+
+
 def _transport_error(exc: httpx.TransportError) -> APIConnectionError:
     sent = not isinstance(exc, _NEVER_SENT)
     if isinstance(exc, httpx.TimeoutException):
@@ -702,21 +759,20 @@ class SyncRequester:
             call.sent()
             # Never follow: httpx strips only Authorization on a cross-origin redirect, and a
             # caller's http_client may follow redirects by default.
-            return self.client.request(method, url, follow_redirects=False, **parts)
+            request = self.client.build_request(method, url, **parts)
+            return read_bounded(self.client.send(request, follow_redirects=False, stream=True))
         with self.lanes.lease() as lane:
             try:
                 with call.scope.using(lane):
                     call.sent()
                     if isinstance(lane, httpx.Client):
-                        return lane.request(method, url, follow_redirects=False, **parts)
-                    request = direct_request(method, url, timeout=self.timeout, **parts)
-                    response = lane.handle_request(request)
-                    response.request = request
-                    try:
-                        response.read()
-                    finally:
-                        response.close()
-                    return response
+                        request = lane.build_request(method, url, **parts)
+                        response = lane.send(request, follow_redirects=False, stream=True)
+                    else:
+                        request = direct_request(method, url, timeout=self.timeout, **parts)
+                        response = lane.handle_request(request)
+                        response.request = request
+                    return read_bounded(response)
             finally:
                 if call.scope.stopped():  # its socket may have been shut: never lend it again
                     self.lanes.retire(lane)
@@ -805,15 +861,13 @@ class AsyncRequester:
         parts: dict[str, Any],
     ) -> httpx.Response:
         if isinstance(http, httpx.AsyncClient):  # never follow redirects: see SyncRequester._send
-            return await http.request(method, url, follow_redirects=False, **parts)
-        request = direct_request(method, url, timeout=self.timeout, **parts)
-        response = await http.handle_async_request(request)
-        response.request = request
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return response
+            request = http.build_request(method, url, **parts)
+            response = await http.send(request, follow_redirects=False, stream=True)
+        else:
+            request = direct_request(method, url, timeout=self.timeout, **parts)
+            response = await http.handle_async_request(request)
+            response.request = request
+        return await aread_bounded(response)
 
     async def request(
         self,

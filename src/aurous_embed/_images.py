@@ -17,7 +17,9 @@ downscaled anyway).
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import functools
 import io
 import math
 import os
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aurous_embed._config import (
+    BIG_IMAGE_PIXELS,
     DECODE_BUDGET_PIXELS,
     MAX_DECODE_PIXELS,
     MAX_IMAGE_BYTES,
@@ -181,8 +184,12 @@ def read_binary_file(source: object, *, param: str) -> bytes:
             data = handle.read(MAX_IMAGE_SOURCE_BYTES + 1)
             if position is not None:
                 handle.seek(position)
-    except (OSError, ValueError, AttributeError, TypeError) as exc:  # closed, odd file objects
-        raise InputValidationError(f"cannot read the image stream: {exc}", param=param) from None
+    except (
+        Exception
+    ) as exc:  # closed, odd or failing file objects (a network stream may raise anything)
+        raise InputValidationError(
+            f"cannot read the image stream: {type(exc).__name__}: {exc}", param=param
+        ) from None
     if not isinstance(data, (bytes, bytearray)):
         raise InputValidationError(
             "an image stream must be binary (open the file with 'rb')", param=param
@@ -268,14 +275,11 @@ def check_source(source: object, *, param: str) -> None:
         _regular_file(Path(text), param=param)
         return
     if is_pil_image(source):
-        width, height = source.size  # type: ignore[attr-defined]
-        if width <= 0 or height <= 0:
-            raise InputValidationError(
-                f"a PIL image has an empty dimension: {width}x{height}", param=param
-            )
+        _check_pil_image(source, param=param)
         return
     if is_ndarray(source):
         _check_array(source, param=param)
+        _check_pixels((source.shape[1], source.shape[0]), param=param)  # type: ignore[attr-defined]
         return
     if is_binary_file(source):
         if getattr(source, "closed", False) is True:
@@ -503,6 +507,40 @@ def _precheck_head(
         _converter(problem, fit=fit, param=param)
 
 
+@functools.cache
+def _convertible(mode: str) -> bool:
+    """Whether Pillow converts images of ``mode`` to RGB and RGBA (``"La"`` does not)."""
+    pil = _pil()
+    try:
+        pixel = pil.new(mode, (1, 1))
+        pixel.convert("RGB")
+        pixel.convert("RGBA")
+    except Exception:  # Pillow raises ValueError for most, other types for exotic modes
+        return False
+    return True
+
+
+def _check_pil_image(image: Any, *, param: str) -> None:
+    """A PIL image this client can convert: open, not empty, within the pixel bound, a known mode."""
+    # Pillow keeps a closed image's pixels as a DeferredError that raises on use; a lazily opened,
+    # not yet loaded image has none (``_im is None``) and is fine.
+    if type(getattr(image, "_im", None)).__name__ == "DeferredError":
+        raise InputValidationError("the PIL image is closed", param=param)
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise InputValidationError(
+            f"a PIL image has an empty dimension: {width}x{height}", param=param
+        )
+    _check_pixels((width, height), param=param)
+    mode = image.mode
+    if not isinstance(mode, str) or not _convertible(mode):
+        raise InputValidationError(
+            f"a PIL image in mode {mode!r} cannot be converted to RGB "
+            "(convert it first, e.g. image.convert('RGBA'))",
+            param=param,
+        )
+
+
 def _check_array(array: Any, *, param: str) -> None:
     if str(array.dtype) != "uint8":
         raise InputValidationError(
@@ -542,17 +580,46 @@ def encode_image(source: object, *, fit: bool, param: str, max_side: int | None 
         if not data:
             raise InputValidationError("the image stream is empty", param=param)
         return _fit_bytes(data, fit=fit, param=param, side=side)
+    filename = _lazy_file(source)
+    if filename is not None:  # decode a copy of our own: the caller's object stays undecoded
+        return encode_image(filename, fit=fit, param=param, max_side=max_side)
     pil = _pil()
-    if is_ndarray(source):
-        array: Any = source
-        _check_pixels((array.shape[1], array.shape[0]), param=param)
-        # Pillow has no mode for HxWx1; it is a grey image.
-        image: PILImage = pil.fromarray(
-            array[:, :, 0] if array.ndim == 3 and array.shape[2] == 1 else array
-        )
-    else:
-        image = source  # type: ignore[assignment]
-    return _reencode(image, fit=fit, param=param, lossy_source=False, side=side)
+    shape: Any = source.shape if is_ndarray(source) else None  # type: ignore[attr-defined]
+    width, height = (shape[1], shape[0]) if shape is not None else source.size  # type: ignore[attr-defined]
+    # The caller's pixels count against the process's decode budget like a file's: a lazily
+    # opened PIL image is decoded here, and a conversion makes copies of the same size.
+
+    def convert() -> bytes:
+        try:
+            if shape is not None:
+                array: Any = source
+                # Pillow has no mode for HxWx1; it is a grey image.
+                image: PILImage = pil.fromarray(
+                    array[:, :, 0] if array.ndim == 3 and array.shape[2] == 1 else array
+                )
+            else:
+                image = source  # type: ignore[assignment]
+                image.load()
+        except Exception as exc:  # Pillow raises many types for bad data
+            raise _undecodable(exc, "a PIL image or numpy array", param=param) from None
+        return _reencode(image, fit=fit, param=param, lossy_source=False, side=side)
+
+    return _decoding(width * height, convert)
+
+
+def _lazy_file(source: object) -> str | None:
+    """The file a PIL image was lazily opened from and not decoded yet (first frame), else None.
+
+    Decoding such an image in place would leave its pixels in the caller's object (a list of six
+    opened 12,000 x 12,000 PNGs would end up holding 3.5 GB); reading the file again costs a
+    re-read and keeps the bound."""
+    if not is_pil_image(source) or getattr(source, "_im", True) is not None:
+        return None
+    filename = getattr(source, "filename", None)
+    tell = getattr(source, "tell", None)
+    if not isinstance(filename, str) or not filename or not callable(tell) or tell() != 0:
+        return None
+    return filename if os.path.isfile(filename) else None
 
 
 def _fit_bytes(data: bytes, *, fit: bool, param: str, side: int = MAX_IMAGE_SIDE) -> bytes:
@@ -573,12 +640,38 @@ def _fit_bytes(data: bytes, *, fit: bool, param: str, side: int = MAX_IMAGE_SIDE
         # Decode at 1/2, 1/4 or 1/8 scale straight from the DCT: it is downscaled anyway.
         image.draft("RGB", _fit_scale(image.size, side))
     width, height = image.size
-    with DECODE_BUDGET.hold(width * height):
+
+    def convert() -> bytes:
         try:
             image.load()
         except Exception as exc:  # Pillow raises many types for bad data
             raise _undecodable(exc, problem, param=param) from None
         return _reencode(image, fit=fit, param=param, lossy_source=mime == "image/jpeg", side=side)
+
+    return _decoding(width * height, convert)
+
+
+_BIG_THREAD = "aurous-big-image"  # not "aurous-embed-": the batch workers' prefix
+_big_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_big_pool_lock = threading.Lock()
+
+
+def _decoding(pixels: int, convert: Callable[[], bytes]) -> bytes:
+    """Run one conversion holding its pixels in :data:`DECODE_BUDGET`; one of more than
+    ``BIG_IMAGE_PIXELS`` runs on the process's one big-image thread (see ``_config``)."""
+
+    def held() -> bytes:
+        with DECODE_BUDGET.hold(pixels):
+            return convert()
+
+    if pixels <= BIG_IMAGE_PIXELS or threading.current_thread().name.startswith(_BIG_THREAD):
+        return held()
+    global _big_pool
+    with _big_pool_lock:
+        if _big_pool is None:
+            _big_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=_BIG_THREAD)
+        pool = _big_pool
+    return pool.submit(held).result()
 
 
 def _reencode(

@@ -28,7 +28,7 @@ from aurous_embed._config import (
     MAX_URL_CHARS,
 )
 from aurous_embed._errors import InputValidationError
-from aurous_embed._hosts import blocked_host_reason
+from aurous_embed._hosts import blocked_host_reason, url_spelling_reason
 from aurous_embed._images import (
     check_source,
     encode_image,
@@ -147,6 +147,18 @@ BATCH_HINT = (
 )
 
 
+def check_utf8(value: str, *, param: str, what: str) -> str:
+    """``value`` unchanged, or a typed refusal when it holds a lone surrogate (``"\\ud800"``
+    escapes, ``surrogateescape`` file names): such a str cannot be sent as UTF-8 JSON."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputValidationError(
+            f"{what} is not valid UTF-8 (a lone surrogate at position {exc.start})", param=param
+        ) from None
+    return value
+
+
 def check_text(text: object, *, param: str) -> str:
     """A text value the API accepts: a non-empty str, no NUL, at most 1,000,000 characters."""
     if not isinstance(text, str):
@@ -163,13 +175,7 @@ def check_text(text: object, *, param: str) -> str:
         raise InputValidationError(
             f"text contains a NUL character at position {text.index(chr(0))}", param=param
         )
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:  # a lone surrogate: not text the API can receive
-        raise InputValidationError(
-            f"text is not valid UTF-8 (a lone surrogate at position {exc.start})", param=param
-        ) from None
-    return text
+    return check_utf8(text, param=param, what="text")
 
 
 def check_url(url: object, *, param: str) -> str:
@@ -182,6 +188,7 @@ def check_url(url: object, *, param: str) -> str:
         raise InputValidationError(
             f"url has {len(url):,} characters; the cap is {MAX_URL_CHARS:,}", param=param
         )
+    check_utf8(url, param=param, what="url")
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -198,6 +205,9 @@ def check_url(url: object, *, param: str) -> str:
         )
     if not host:
         raise InputValidationError("url has no host", param=param)
+    spelling = url_spelling_reason(url, parts.netloc)
+    if spelling is not None:
+        raise InputValidationError(f"url {spelling}: the API will not fetch it", param=param)
     try:
         parts.port  # noqa: B018 - parsing it raises ValueError for a port that is not 0-65535
     except ValueError:
@@ -378,20 +388,24 @@ def has_local_image(value: Normalized) -> bool:
     return not isinstance(value, str) and any(isinstance(part, Image) for part in value)
 
 
-def check_batch(inputs: object, method: str = "embed_many") -> None:
+def check_batch(inputs: object, method: str = "embed_many", param: str = "inputs") -> None:
     """Refuse what is not a collection of inputs: a str or bytes (its characters), a dict (its
-    keys, e.g. one API-shaped part passed by mistake), or anything that cannot be iterated."""
+    keys, e.g. one API-shaped part passed by mistake), or anything that cannot be iterated.
+
+    One rule for the client's batch methods and every adapter method that takes a list."""
     if isinstance(inputs, Mapping):
         raise InputValidationError(
-            f"{method} takes a list of inputs, not a dict (iterating it would embed its keys); "
-            f"one part: {method}([part]) or embed(part)",
-            param="inputs",
+            f"{method} takes a list of {param}, not a dict (iterating it would embed its keys); "
+            f"for one item pass a list of one",
+            param=param,
         )
-    if isinstance(inputs, (str, bytes, bytearray)) or not (
+    if isinstance(inputs, (str, bytes, bytearray, os.PathLike)) or not (
         isinstance(inputs, Iterable) or hasattr(inputs, "__aiter__")
     ):
         raise InputValidationError(
-            f"{method} takes a list of inputs; for one input use embed()", param="inputs"
+            f"{method} takes a list of {param}, not a single {type(inputs).__name__}; "
+            "for one item pass a list of one",
+            param=param,
         )
 
 
@@ -492,8 +506,7 @@ def images_from_uris(uris: Sequence[object]) -> list[ImageURL | Image]:
     Items may be URIs or paths (through :func:`image_from_uri`), ``Image``/``ImageURL`` parts
     (kept), or image objects (bytes, binary files, PIL images, numpy arrays: wrapped in ``Image``).
     """
-    if isinstance(uris, (str, os.PathLike)):
-        raise InputValidationError("uris must be a list of URIs, not a single string", param="uris")
+    check_batch(uris, "embed_image", param="uris")
     parts: list[ImageURL | Image] = []
     for index, uri in enumerate(uris):
         try:

@@ -19,11 +19,13 @@ from chromadb.api.types import Embeddable, EmbeddingFunction, Embeddings, Space
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from aurous_embed import _config
+from aurous_embed._adapter import check_picklable
 from aurous_embed._async_client import AsyncAurousClient
 from aurous_embed._client import AurousClient
+from aurous_embed._core import resolve_base_url
 from aurous_embed._errors import InputValidationError, MissingAPIKeyError
 from aurous_embed._http import shared_http_client
-from aurous_embed._parts import Image, images_from_uris
+from aurous_embed._parts import Image, check_batch, images_from_uris
 from aurous_embed._secrets import Secret
 
 __all__ = ["AurousEmbeddingFunction", "aadd", "aquery"]
@@ -104,11 +106,43 @@ class AurousEmbeddingFunction(EmbeddingFunction[Embeddable]):
         self.show_progress, self.on_progress = show_progress, on_progress
         self._api_key = Secret(api_key) if api_key else None
         self._client: AurousClient | None = client
+        self._client_given = client is not None
         if client is not None and not isinstance(client, AurousClient):
             raise InputValidationError(
                 f"client must be an AurousClient, not {type(client).__name__}", param="client"
             )
         self._lock = threading.Lock()
+
+    # Pickled for worker processes: the copy carries the key this function uses (or would use:
+    # the environment variable is read now) and the same endpoint, never another process's.
+    def __getstate__(self) -> dict[str, Any]:
+        check_picklable(
+            "AurousEmbeddingFunction",
+            client_given=self._client_given,
+            cache_object=self._cache_object is not None,
+            max_credits=self.max_credits,
+        )
+        key = self._api_key.reveal() if self._api_key else os.environ.get(self.api_key_env_var)
+        if self.base_url is None:
+            self._check_endpoint()
+        options = {
+            "model_name": self.model_name,
+            "api_key": key or None,
+            "api_key_env_var": self.api_key_env_var,
+            "base_url": self.base_url or resolve_base_url(None),
+            "api_version": self.api_version,
+            "dimensions": self.dimensions,
+            "max_concurrency": self.max_concurrency,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+            "cache": self.cache,
+            "cache_urls": self.cache_urls,
+            "show_progress": self.show_progress,
+        }
+        return {"aurous_embedding_function": options}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        type(self).__init__(self, **state["aurous_embedding_function"])
 
     def __call__(self, input: Embeddable) -> Embeddings:
         """One float32 vector per document or image, in input order."""
@@ -226,6 +260,7 @@ class AurousEmbeddingFunction(EmbeddingFunction[Embeddable]):
 
 def _inputs(input: Embeddable | Sequence[Any]) -> list[Any]:
     # Chroma's Documents are str and its Images numpy arrays; the core encodes the arrays.
+    check_batch(input, "AurousEmbeddingFunction", param="input")
     return [item if isinstance(item, str) else Image(item) for item in input]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
-from aurous_embed._adapter import AdapterClients, adapter_clients, given
+from aurous_embed._adapter import AdapterClients, adapter_clients, given, pickled_connection
 from aurous_embed._config import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
@@ -28,7 +29,13 @@ from aurous_embed._config import (
     ENV_BASE_URL,
 )
 from aurous_embed._errors import InputValidationError, MissingAPIKeyError
-from aurous_embed._parts import Text, document_parts, image_from_uri, images_from_uris
+from aurous_embed._parts import (
+    Text,
+    check_batch,
+    document_parts,
+    image_from_uri,
+    images_from_uris,
+)
 
 __all__ = ["AurousEmbeddings"]
 
@@ -112,6 +119,22 @@ class AurousEmbeddings(BaseModel, Embeddings):
             options = {k: v for k, v in options.items() if k in self.model_fields_set}
         self._clients = adapter_clients(self.client, self.async_client, **options)
         return self
+
+    # Pickled for worker processes: the copy is rebuilt with the same key and endpoint (see
+    # pickled_connection); the progress callback stays in this process.
+    def __getstate__(self) -> dict[str, Any]:
+        connection = pickled_connection(
+            self._clients,
+            "AurousEmbeddings",
+            cache_is_path=isinstance(self.cache, (str, os.PathLike)),
+            max_credits=self.max_credits,
+        )
+        skip = {"api_key", "client", "async_client", "on_progress"}
+        fields = {name: getattr(self, name) for name in type(self).model_fields if name not in skip}
+        return {"aurous_embeddings": {**fields, **connection}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        type(self).__init__(self, **state["aurous_embeddings"])
 
     @property
     def _calls(self) -> dict[str, Any]:
@@ -203,11 +226,13 @@ class AurousEmbeddings(BaseModel, Embeddings):
             >>> from aurous_embed import Image, Text
             >>> embeddings.embed_multimodal([["Red bag", Image("bag.png")], [Text("A shirt")]])  # doctest: +SKIP
         """
+        check_batch(inputs, "embed_multimodal")
         documents = [document_parts(parts) for parts in inputs]
         return [r.embedding for r in self._clients.sync.embed_many(documents, **self._calls)]
 
     async def aembed_multimodal(self, inputs: Sequence[Any]) -> list[list[float]]:
         """Async :meth:`embed_multimodal` (native, no thread pool)."""
+        check_batch(inputs, "embed_multimodal")
         documents = [document_parts(parts) for parts in inputs]
         results = await self._clients.async_.embed_many(documents, **self._calls)
         return [r.embedding for r in results]

@@ -18,7 +18,7 @@ from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
 from llama_index.core.embeddings import MultiModalEmbedding
 from llama_index.core.schema import BaseNode, ImageNode, ImageType, MetadataMode
 
-from aurous_embed._adapter import AdapterClients, adapter_clients
+from aurous_embed._adapter import AdapterClients, adapter_clients, pickled_connection
 from aurous_embed._config import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
@@ -165,6 +165,23 @@ class AurousEmbedding(MultiModalEmbedding):
         else:
             options["api_key"] = api_key
         self._clients = adapter_clients(client, async_client, **options)
+
+    # Pickled for worker processes (IngestionPipeline(num_workers=N)): the copy is rebuilt with the
+    # same key and endpoint (LlamaIndex's own unpickling re-runs __init__ without the key). The
+    # progress callback stays in this process.
+    def __getstate__(self) -> dict[str, Any]:
+        connection = pickled_connection(
+            self._clients,
+            "AurousEmbedding",
+            cache_is_path=isinstance(self.cache, str),
+            max_credits=self.max_credits,
+        )
+        fields = {name: getattr(self, name) for name in type(self).model_fields}
+        fields.pop("on_progress", None)
+        return {"aurous_embedding": {**fields, **connection}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        type(self).__init__(self, **state["aurous_embedding"])
 
     @classmethod
     def class_name(cls) -> str:

@@ -109,7 +109,7 @@ def _cassette_path(item: pytest.Item) -> Path | None:
         return None
     if item.config.getoption("--record-mode", default="none") == "none":
         return None  # replaying: nothing is written
-    from pytest_recording.utils import get_default_cassette_name  # type: ignore[import-untyped]
+    from pytest_recording.plugin import get_default_cassette_name  # type: ignore[import-untyped]
 
     name = get_default_cassette_name(getattr(item, "cls", None), item.name)
     return CASSETTES / item.module.__name__.rsplit(".", 1)[-1] / f"{name}.yaml"  # type: ignore[attr-defined]

@@ -99,3 +99,41 @@ def test_a_failed_live_recording_keeps_the_cassette_and_never_prints_the_key(
     assert cassette.read_bytes() == before  # ... and the committed cassette is untouched
     assert key not in result.stdout + result.stderr
     assert "5ec7e7" not in result.stdout + result.stderr
+
+
+def test_the_documented_rerecord_command_rewrites_a_cassette(tmp_path: Path) -> None:
+    """README's re-record command works (against the emulator), on a copy of the tests, and the
+    rewritten cassette is scrubbed: a recording helper that cannot even be imported is caught."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = HERE.parents[1]
+    shutil.copytree(
+        root / "tests", tmp_path / "tests", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copytree(CASSETTES, tmp_path / "cassettes")
+    shutil.copy(root / "pyproject.toml", tmp_path / "pyproject.toml")
+    cassette = tmp_path / "cassettes" / "test_core_recorded" / "test_embed_and_embed_many.yaml"
+    before = cassette.read_text()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/recorded/test_core_recorded.py::test_embed_and_embed_many",
+            "--record-mode=rewrite",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "1 passed" in done.stdout
+    after = cassette.read_text()
+    assert after != before  # a new recording (new request ids), not the old file left alone
+    assert REDACTED in after and not KEY_SHAPED.search(after)

@@ -267,7 +267,11 @@ def test_llama_index_serialisations_never_hold_the_key(emu: Emulator) -> None:
         for text in shown:
             assert leaked(text) == [], text
         assert model.to_dict()["base_url"] == emu.base_url  # the settings are there, the key not
-        assert not leaked(pickle.dumps(model))
+        # A pickle is for worker processes, and carries the key so that the copy never takes
+        # another one (tests/integrations/test_process_pools.py); its repr and str still hide it.
+        copy = pickle.loads(pickle.dumps(model))
+        assert leaked(repr(copy)) == [] and leaked(str(copy)) == []
+        assert leaked(json.dumps(copy.to_dict())) == []
     finally:
         model.close()
 
@@ -286,9 +290,10 @@ def test_langchain_serialisations_never_hold_the_key(emu: Emulator) -> None:
         ]
         for text in shown:
             assert leaked(text) == [], text
-        # Pickling would have to carry the key: it is refused instead.
-        with pytest.raises(TypeError, match="not picklable"):
-            pickle.dumps(embeddings)
+        # A pickle is for worker processes and carries the key (see test_process_pools.py); the
+        # copy's serialisations hide it like the original's.
+        copy = pickle.loads(pickle.dumps(embeddings))
+        assert leaked(dumps(copy)) == [] and leaked(repr(copy)) == []
     finally:
         embeddings.close()
 

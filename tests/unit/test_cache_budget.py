@@ -316,9 +316,11 @@ def test_a_batch_of_cache_hits_runs_in_the_callers_thread(
     with make(api, clock, cache=tmp_path / "cache.sqlite") as client:
         client.embed_many(corpus[:1000])
         sent = len(api.requests)
+        # Process-wide pools (image conversion) may be alive from other tests: count new threads.
+        before = set(threading.enumerate())
         workers: set[str] = set()
         for _ in client.embed_iter(corpus[:1000]):
-            workers.update(t.name for t in threading.enumerate() if t.name.startswith("aurous"))
+            workers.update(t.name for t in set(threading.enumerate()) - before)
         assert workers == set()  # every input answered by the cache: no worker thread
         assert len(api.requests) == sent
         # Inputs the cache cannot answer still go out, in order, on workers.

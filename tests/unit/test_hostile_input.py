@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import struct
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import zlib
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,12 @@ from aurous_embed import (
     AsyncAurousClient,
     AurousClient,
     Image,
+    ImageURL,
     InputValidationError,
     Text,
 )
 from aurous_embed._config import MAX_DECODE_PIXELS, MAX_IMAGE_SOURCE_BYTES
+from aurous_embed._http import aread_bounded, read_bounded
 from aurous_embed._images import _PixelBudget, encode_image
 from tests.unit.conftest import API_KEY, BASE_URL, FakeAPI
 
@@ -339,3 +343,245 @@ def test_max_side_downscales_before_sending(client: AurousClient, api: FakeAPI) 
     with pytest.raises(InputValidationError) as info:
         client.embed(Image(buffer.getvalue(), max_side=0))
     assert info.value.param is not None and info.value.param.endswith("max_side")
+
+
+# --- found by an outside review: more hostile inputs ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "param"),
+    [
+        (lambda c: c.embed("x", model="m\ud800"), "model"),
+        (lambda c: c.embed("x", user="\udc80"), "user"),
+        (lambda c: c.embed_many(["x"], user="\udc80"), "user"),
+        (lambda c: c.embed(ImageURL("https://example.com/\ud800.png")), "image_url.url"),
+    ],
+    ids=["model", "user", "user-batch", "url"],
+)
+def test_lone_surrogates_in_options_and_urls_are_refused_typed(
+    client: AurousClient, api: FakeAPI, call: Any, param: str
+) -> None:
+    with pytest.raises(InputValidationError) as info:
+        call(client)
+    assert info.value.param is not None and param in info.value.param
+    assert "UTF-8" in str(info.value)
+    assert api.requests == []
+
+
+class _FailingStream:
+    def read(self, size: int = -1) -> bytes:
+        raise RuntimeError("the network share went away")
+
+
+def test_a_stream_whose_read_raises_anything_is_refused_typed(
+    client: AurousClient, api: FakeAPI
+) -> None:
+    error = refused(client, api, Image(_FailingStream()), "b64_json")
+    assert "RuntimeError: the network share went away" in str(error)
+
+
+def test_pil_images_that_cannot_be_converted_are_refused_before_sending(
+    client: AurousClient, api: FakeAPI
+) -> None:
+    pil = pytest.importorskip("PIL.Image")
+    premultiplied = pil.new("La", (8, 8))
+    assert "'La'" in str(refused(client, api, Image(premultiplied), "b64_json"))
+    closed = pil.new("RGB", (8, 8))
+    closed.close()
+    assert "closed" in str(refused(client, api, Image(closed), "b64_json"))
+    # A lazily opened (not yet decoded) image is fine: it is decoded when the request is built.
+    buffer = io.BytesIO()
+    pil.new("RGB", (8, 8), "red").save(buffer, format="BMP")
+    buffer.seek(0)
+    client.embed(Image(pil.open(buffer)))
+    assert len(api.requests) == 1
+
+
+def test_pil_images_and_arrays_over_the_pixel_bound_are_refused_before_sending(
+    client: AurousClient, api: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pil = pytest.importorskip("PIL.Image")
+    np = pytest.importorskip("numpy")
+    import aurous_embed._images as images
+
+    monkeypatch.setattr(images, "MAX_DECODE_PIXELS", 2_000)  # a small bound, small images
+    assert "pixels" in str(refused(client, api, Image(pil.new("RGB", (50, 41))), "b64_json"))
+    array = np.zeros((41, 50, 3), np.uint8)
+    assert "pixels" in str(refused(client, api, Image(array), "b64_json"))
+    client.embed(Image(pil.new("RGB", (50, 40))))  # exactly at the bound
+    assert len(api.requests) == 1
+
+
+def test_pil_images_and_arrays_hold_the_decode_budget_while_converting(
+    client: AurousClient, api: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pil = pytest.importorskip("PIL.Image")
+    np = pytest.importorskip("numpy")
+    import aurous_embed._images as images
+
+    held: list[int] = []
+    real = images.DECODE_BUDGET.hold
+
+    def recording(pixels: int) -> Any:
+        held.append(pixels)
+        return real(pixels)
+
+    monkeypatch.setattr(images.DECODE_BUDGET, "hold", recording)
+    client.embed(Image(pil.new("RGB", (30, 20))))
+    client.embed(Image(np.zeros((40, 50, 3), np.uint8)))
+    assert held == [600, 2000]
+
+
+@pytest.mark.parametrize("method", ["embed_multimodal", "embed_image"])
+@pytest.mark.parametrize("value", ["hello", {"type": "text", "text": "hi"}])
+def test_langchain_list_methods_refuse_a_str_or_a_dict(method: str, value: Any) -> None:
+    pytest.importorskip("langchain_core")
+    from aurous_embed.langchain import AurousEmbeddings
+
+    api = FakeAPI()
+    client = AurousClient(
+        API_KEY, base_url=BASE_URL, http_client=httpx.Client(transport=httpx.MockTransport(api))
+    )
+    with pytest.raises(InputValidationError) as info:
+        getattr(AurousEmbeddings(client=client), method)(value)
+    assert info.value.param in ("inputs", "uris")
+    assert api.requests == []
+
+
+@pytest.mark.parametrize("value", ["hello", {"type": "text", "text": "hi"}])
+def test_the_chroma_function_refuses_a_str_or_a_dict(value: Any) -> None:
+    pytest.importorskip("chromadb")
+    from aurous_embed.chroma import AurousEmbeddingFunction
+
+    api = FakeAPI()
+    client = AurousClient(
+        API_KEY, base_url=BASE_URL, http_client=httpx.Client(transport=httpx.MockTransport(api))
+    )
+    with pytest.raises(InputValidationError) as info:
+        AurousEmbeddingFunction(client=client)(value)
+    assert info.value.param == "input"
+    assert api.requests == []
+
+
+# --- answers: the client reads a bounded amount ---------------------------------------------------
+
+
+def _endless(chunk: bytes = b"x" * 65536) -> Iterator[bytes]:
+    while True:
+        yield chunk
+
+
+@pytest.mark.parametrize("kind", ["endless", "gzip-bomb", "declared"])
+def test_an_oversized_answer_is_not_read_whole(kind: str) -> None:
+    from aurous_embed import APIConnectionError
+    from aurous_embed._config import MAX_RESPONSE_BYTES
+
+    if kind == "endless":
+        answer = lambda request: httpx.Response(200, content=_endless())  # noqa: E731
+    elif kind == "gzip-bomb":  # 17 MB of zeros in about 17 KB
+        bomb = gzip.compress(b"\x00" * (MAX_RESPONSE_BYTES + 1024 * 1024))
+        answer = lambda request: httpx.Response(  # noqa: E731
+            200, content=bomb, headers={"content-encoding": "gzip"}
+        )
+    else:
+        answer = lambda request: httpx.Response(  # noqa: E731
+            200, content=_endless(), headers={"content-length": str(10**12)}
+        )
+    api = FakeAPI(default=answer)
+    client = AurousClient(
+        API_KEY,
+        base_url=BASE_URL,
+        max_retries=0,
+        http_client=httpx.Client(transport=httpx.MockTransport(api)),
+    )
+    with pytest.raises(APIConnectionError) as info:
+        client.embed("a")
+    assert f"over {MAX_RESPONSE_BYTES:,} bytes" in str(info.value)
+    # The client's own connections (no http_client) read through the same function.
+    request = httpx.Request("POST", BASE_URL + "/embeddings")
+    with pytest.raises(httpx.ReadError):
+        read_bounded(answer(request))
+
+
+async def test_an_oversized_answer_is_not_read_whole_async() -> None:
+    from aurous_embed import APIConnectionError
+    from aurous_embed._config import MAX_RESPONSE_BYTES
+
+    async def endless() -> AsyncIterator[bytes]:
+        while True:
+            yield b"x" * 65536
+
+    api = FakeAPI(default=lambda request: httpx.Response(200, content=endless()))
+    client = AsyncAurousClient(
+        API_KEY,
+        base_url=BASE_URL,
+        max_retries=0,
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(api)),
+    )
+    with pytest.raises(APIConnectionError) as info:
+        await client.embed("a")
+    assert f"over {MAX_RESPONSE_BYTES:,} bytes" in str(info.value)
+    await client.close()
+    with pytest.raises(httpx.ReadError):
+        await aread_bounded(httpx.Response(200, content=endless()))
+
+
+def test_a_normal_answer_reads_the_same_through_the_bound() -> None:
+    body = gzip.compress(b'{"ok": true}')
+    response = read_bounded(
+        httpx.Response(
+            200,
+            content=iter([body]),
+            headers={"content-encoding": "gzip"},
+            request=httpx.Request("GET", BASE_URL),
+        )
+    )
+    assert response.json() == {"ok": True}
+    assert "content-encoding" not in response.headers
+
+
+def test_big_images_are_converted_on_one_thread_small_ones_where_they_are(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Huge decodes share one thread (one malloc arena): RSS stays flat in the number of images."""
+    pil = pytest.importorskip("PIL.Image")
+    import aurous_embed._images as images
+
+    monkeypatch.setattr(images, "BIG_IMAGE_PIXELS", 100)
+    threads: list[str] = []
+    real = images._reencode
+
+    def recording(*args: Any, **kwargs: Any) -> bytes:
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(images, "_reencode", recording)
+    big, small = pil.new("RGB", (20, 20)), pil.new("RGB", (10, 10))
+    workers = [
+        threading.Thread(target=encode_image, args=(image,), kwargs={"fit": True, "param": "p"})
+        for image in (big, big, small)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    big_threads = [name for name in threads if name.startswith("aurous-big-image")]
+    assert len(threads) == 3 and len(big_threads) == 2
+    assert len(set(big_threads)) == 1
+
+
+def test_a_lazily_opened_pil_image_is_decoded_from_its_file_not_in_the_callers_object(
+    client: AurousClient, api: FakeAPI, tmp_path: Path
+) -> None:
+    """Six opened huge PNGs in a list would otherwise each keep their decoded pixels."""
+    pil = pytest.importorskip("PIL.Image")
+    path = tmp_path / "photo.bmp"  # BMP: must be converted, so it is decoded
+    pil.new("RGB", (40, 30), (10, 20, 30)).save(path)
+    with pil.open(path) as opened:
+        client.embed(Image(opened))
+        assert opened._im is None  # still not decoded: the client read the file itself
+    assert len(api.requests) == 1
+    with pil.open(path) as loaded:
+        loaded.load()
+        client.embed(Image(loaded))  # an image already in memory is converted as it is
+    assert api.bodies()[0] == api.bodies()[1]

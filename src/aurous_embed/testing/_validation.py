@@ -34,7 +34,7 @@ from aurous_embed._config import (
     SUPPORTED_DIMENSIONS,
     TEXT_BYTES_PER_TOKEN,
 )
-from aurous_embed._hosts import blocked_host_reason
+from aurous_embed._hosts import blocked_host_reason, url_spelling_reason
 from aurous_embed.testing._envelope import (
     INVALID_FORMAT,
     MISSING_FIELD,
@@ -316,6 +316,9 @@ def _check_url(url: str, path: str) -> None:
         raise invalid(INVALID_FORMAT, f"url must use https{hint}.", path)
     if not host:
         raise invalid(INVALID_FORMAT, "url must name a host.", path)
+    spelling = url_spelling_reason(url, parts.netloc)
+    if spelling is not None:
+        raise invalid(INVALID_FORMAT, f"url {spelling}.", path)
     reason = blocked_host_reason(host)
     if reason is not None:
         raise invalid(INVALID_FORMAT, f"url host {host} is {reason}", path)
