@@ -294,8 +294,9 @@ def test_huge_images_in_one_batch_stay_within_the_memory_target() -> None:
         check=True,
     )
     peak = float(result.stdout.rsplit("PEAK_RSS_MB=", 1)[1].split()[0])
-    # Decoded side by side they would need 1.7 GB; one at a time, well under 1 GB.
-    assert peak < 1000, result.stdout
+    # Decoded side by side they would need 1.7 GB; one at a time about 1.15 GB (see
+    # benchmarks/README.md for why huge conversions share one thread). The target: 1.5 GB.
+    assert peak < 1500, result.stdout
 
 
 # --- images off the event loop; images downscaled on request -------------------------------------
