@@ -107,6 +107,9 @@ class AurousEmbeddingFunction(EmbeddingFunction[Embeddable]):
         self._api_key = Secret(api_key) if api_key else None
         self._client: AurousClient | None = client
         self._client_given = client is not None
+        # Rebuilt from a collection's stored config (build_from_config): its base_url must not
+        # differ from AUROUS_BASE_URL. A base_url passed here is the caller's explicit choice.
+        self._stored_endpoint = False
         if client is not None and not isinstance(client, AurousClient):
             raise InputValidationError(
                 f"client must be an AurousClient, not {type(client).__name__}", param="client"
@@ -123,8 +126,7 @@ class AurousEmbeddingFunction(EmbeddingFunction[Embeddable]):
             max_credits=self.max_credits,
         )
         key = self._api_key.reveal() if self._api_key else os.environ.get(self.api_key_env_var)
-        if self.base_url is None:
-            self._check_endpoint()
+        self._check_endpoint()
         options = {
             "model_name": self.model_name,
             "api_key": key or None,
@@ -199,6 +201,8 @@ class AurousEmbeddingFunction(EmbeddingFunction[Embeddable]):
 
     def _check_endpoint(self) -> None:
         """A stored ``base_url`` wins over ``$AUROUS_BASE_URL``; refuse when they differ."""
+        if not self._stored_endpoint:
+            return
         env = os.environ.get(_config.ENV_BASE_URL, "").rstrip("/")
         if self.base_url is not None and env and env != self.base_url.rstrip("/"):
             raise InputValidationError(
@@ -226,7 +230,9 @@ class AurousEmbeddingFunction(EmbeddingFunction[Embeddable]):
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> AurousEmbeddingFunction:
         AurousEmbeddingFunction.validate_config(config)
-        return AurousEmbeddingFunction(**config)
+        function = AurousEmbeddingFunction(**config)
+        function._stored_endpoint = True  # a collection's endpoint: AUROUS_BASE_URL may not differ
+        return function
 
     @staticmethod
     def validate_config(config: dict[str, Any]) -> None:
