@@ -276,6 +276,7 @@ class AsyncAurousClient(ClientCore):
         max_credits: float | None = None,
         clock: Clock | None = None,
         http_backend: HTTPBackend = "auto",
+        replay_identical: bool = False,
     ) -> None:
         super().__init__(
             api_key,
@@ -289,6 +290,7 @@ class AsyncAurousClient(ClientCore):
             cache_urls=cache_urls,
             max_credits=max_credits,
             clock=clock,
+            replay_identical=replay_identical,
         )
         self.http_backend = check_http_backend(http_backend)
         if http_client is not None and http_backend == "aiohttp":
@@ -370,7 +372,7 @@ class AsyncAurousClient(ClientCore):
                     "POST",
                     "/embeddings",
                     content=body,
-                    idempotency_key=idempotency_key or new_idempotency_key(),
+                    idempotency_key=self._request_key(body, idempotency_key),
                     pacing=self._pacing(estimate, call),
                     scope=call.scope,
                     risk=risk,

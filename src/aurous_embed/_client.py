@@ -79,6 +79,10 @@ class AurousClient(ClientCore):
         cache_urls: also cache inputs with URL parts, keyed by URL (off: a URL's content can change).
         max_credits: a client-wide budget; a request that could exceed it is not sent.
         clock: time source for retry and pacing waits (tests pass a fake).
+        replay_identical: derive each request's idempotency key from the request itself (endpoint,
+            version pin and body) instead of a random one: sending the same request again within
+            the API's 24 h idempotency window (a rerun of an interrupted job, another process) is
+            a free replay of the first answer. ``aurous-embed index`` uses it.
 
     Example:
         >>> with AurousClient() as client:  # doctest: +SKIP
@@ -100,6 +104,7 @@ class AurousClient(ClientCore):
         cache_urls: bool = False,
         max_credits: float | None = None,
         clock: Clock | None = None,
+        replay_identical: bool = False,
     ) -> None:
         super().__init__(
             api_key,
@@ -113,6 +118,7 @@ class AurousClient(ClientCore):
             cache_urls=cache_urls,
             max_credits=max_credits,
             clock=clock,
+            replay_identical=replay_identical,
         )
         # max_concurrency bounds the requests in flight for the whole client, across calls.
         self._slots = threading.BoundedSemaphore(self.max_concurrency)
@@ -188,7 +194,7 @@ class AurousClient(ClientCore):
                     "POST",
                     "/embeddings",
                     content=body,
-                    idempotency_key=idempotency_key or new_idempotency_key(),
+                    idempotency_key=self._request_key(body, idempotency_key),
                     pacing=self._pacing(estimate, call),
                     scope=call.scope,
                     risk=risk,

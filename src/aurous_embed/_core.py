@@ -58,7 +58,9 @@ from aurous_embed._http import (
     ChargeRisk,
     HTTPSettings,
     Pacing,
+    content_idempotency_key,
     encode_json,
+    new_idempotency_key,
 )
 from aurous_embed._images import IMAGES_EXTRA_HINT, encode_image, sniff_mime
 from aurous_embed._parts import (
@@ -279,6 +281,7 @@ class ClientCore:
         cache_urls: bool,
         max_credits: float | None,
         clock: Clock | None,
+        replay_identical: bool = False,
     ) -> None:
         key = _check_api_key(api_key if api_key is not None else os.environ.get(ENV_API_KEY, ""))
         self.model = self._check_model(model)
@@ -308,6 +311,7 @@ class ClientCore:
         self._cache_urls = bool(cache_urls)
         self._cache_stats = StatsCounter()
         self._budget = Budget(check_max_credits(max_credits), scope="client")
+        self.replay_identical = bool(replay_identical)
         self._cache_released = False
 
     def _twin_options(self) -> dict[str, Any]:
@@ -320,10 +324,20 @@ class ClientCore:
             "timeout": self.timeout,
             "max_retries": self.max_retries,
             "max_concurrency": self.max_concurrency,
+            "replay_identical": self.replay_identical,
             "clock": self._settings.clock
             if type(self._settings.clock) is not SystemClock
             else None,
         }
+
+    def _request_key(self, body: bytes, given: str | None) -> str:
+        """The idempotency key of one request: the caller's, one derived from the request
+        (``replay_identical``), or a fresh uuid4."""
+        if given is not None:
+            return given
+        if self.replay_identical:
+            return content_idempotency_key(self.base_url, self.api_version, body)
+        return new_idempotency_key()
 
     def _share_with(self, twin: ClientCore) -> None:
         """Make ``twin`` use this client's cache, budget and running totals (its pacer is shared

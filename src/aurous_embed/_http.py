@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -463,6 +464,17 @@ def direct_request(
 def new_idempotency_key() -> str:
     """A uuid4: 36 characters, valid under both documented length limits (64 and 256)."""
     return str(uuid.uuid4())
+
+
+def content_idempotency_key(base_url: str, api_version: str | None, body: bytes) -> str:
+    """A key derived from the request itself (endpoint, version pin, body): the same request sent
+    again, by a rerun or another process, within the API's 24 h window is a free replay.
+    64 characters, valid under both documented length limits."""
+    digest = hashlib.sha256()
+    for part in (base_url.encode(), (api_version or "").encode(), body):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return "c-" + digest.hexdigest()[:62]
 
 
 def build_headers(

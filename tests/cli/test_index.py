@@ -372,6 +372,10 @@ def test_an_interrupted_run_keeps_what_it_finished_and_the_next_pays_only_for_th
     assert len(entries(tmp_path / "db")["ids"]) == 400
     resent = slow_emulator.stats.by_route["POST /v1/embeddings"] - sent
     assert resent <= 400 - kept  # only what was not finished (the cache answers the rest)
+    # What was in flight at the interrupt was charged by the API; the rerun sends the same
+    # requests with the same (derived) keys and gets them replayed free: each chunk paid once.
+    assert slow_emulator.stats.charges == 400
+    assert report["unconfirmed_credits"] >= 0
 
 
 def test_a_collection_indexed_by_an_earlier_version_is_brought_up_to_date(

@@ -175,3 +175,35 @@ def test_usage_totals_are_safe_under_concurrency(client: AurousClient, api: Fake
     assert usage.requests == 400
     assert usage.prompt_tokens == 1200
     assert usage.credits_charged == pytest.approx(400 * 0.00005625)
+
+
+def test_replay_identical_derives_each_key_from_the_request(api: FakeAPI) -> None:
+    """The same request gets the same key (a free replay when sent again, by a rerun or another
+    process); a different body, version pin or endpoint gets another; by default keys are random."""
+    from aurous_embed._http import content_idempotency_key
+
+    def keys(**options: object) -> list[str]:
+        before = len(api.requests)
+        client = AurousClient(
+            API_KEY,
+            base_url=BASE_URL,
+            http_client=httpx.Client(transport=httpx.MockTransport(api)),
+            **options,  # type: ignore[arg-type]
+        )
+        client.embed_many(["same", "same", "other"])
+        client.embed("same", dimensions=1024)
+        return [r.headers["idempotency-key"] for r in api.requests[before:]]
+
+    derived = keys(replay_identical=True)
+    assert derived[0] == derived[1] != derived[2] != derived[3] != derived[0]
+    assert all(len(k) == 64 and k.startswith("c-") for k in derived)
+    assert keys(replay_identical=True) == derived  # another client, the same requests
+    assert keys(replay_identical=True, api_version="2026-05-15")[0] != derived[0]
+    body = api.requests[0].content
+    assert content_idempotency_key(BASE_URL, None, body) == derived[0]
+    assert content_idempotency_key("https://other.example/v1", None, body) != derived[0]
+    random_keys = keys()
+    assert len(set(random_keys)) == 4 and not any(k.startswith("c-") for k in random_keys)
+    assert (
+        AurousClient(API_KEY, base_url=BASE_URL, replay_identical=True).to_async().replay_identical
+    )

@@ -205,7 +205,12 @@ def cmd_index(args: argparse.Namespace, out: Output) -> int:
     collection = open_collection(args, create=True)
     check_source(args, collection)
     cache = args.cache or (None if args.chroma_host else str(Path(args.db) / CACHE_NAME))
-    with _sigterm_as_interrupt() as signals, open_client(args, cache=cache) as client:
+    # A rerun after Ctrl-C, SIGTERM or kill -9 re-sends what was in flight: with keys derived from
+    # each request, the API replays those answers free instead of charging them again.
+    with (
+        _sigterm_as_interrupt() as signals,
+        open_client(args, cache=cache, replay_identical=True) as client,
+    ):
         report = index_folder(
             client,
             collection,
@@ -235,6 +240,7 @@ def cmd_index(args: argparse.Namespace, out: Output) -> int:
         "requests": usage.requests,
         "tokens": usage.prompt_tokens,
         "credits": usage.credits_charged,
+        "unconfirmed_credits": usage.unconfirmed_credits,
         "bytes_sent": usage.bytes_sent,
     }
     if out.as_json:
@@ -248,6 +254,11 @@ def cmd_index(args: argparse.Namespace, out: Output) -> int:
             f"{usage.requests} requests, {usage.prompt_tokens} tokens, "
             f"{usage.credits_charged:.6f} credits, {usage.bytes_sent:,} bytes sent"
         )
+        if usage.unconfirmed_credits:
+            out.say(
+                f"  up to {usage.unconfirmed_credits:.6f} more credits for requests cut short "
+                "(the API may have charged them; a rerun gets their answers replayed free)"
+            )
         if stopped is not None:
             out.say(
                 f"  [red]stopped[/red]: {error_line(stopped)[7:]} "
