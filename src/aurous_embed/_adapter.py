@@ -12,6 +12,7 @@ from typing import Any
 from aurous_embed._async_client import AsyncAurousClient
 from aurous_embed._batch import ProgressCallback
 from aurous_embed._client import AurousClient
+from aurous_embed._config import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from aurous_embed._errors import InputValidationError
 
 #: Adapter options that configure the clients (not single calls).
@@ -46,6 +47,37 @@ class AdapterClients:
             await self.async_.close()
 
 
+#: What each client option is when it is not given.
+CLIENT_DEFAULTS: dict[str, Any] = {
+    "api_key": None,
+    "base_url": None,
+    "api_version": None,
+    "timeout": DEFAULT_TIMEOUT,
+    "max_retries": DEFAULT_MAX_RETRIES,
+    "max_concurrency": DEFAULT_MAX_CONCURRENCY,
+    "cache": None,
+    "cache_urls": False,
+    "max_credits": None,
+}
+
+
+def changed_options(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The client options among ``values`` (e.g. an adapter's arguments) that are not defaults."""
+    return {n: values[n] for n in CLIENT_OPTIONS if n in values and values[n] != CLIENT_DEFAULTS[n]}
+
+
+def refuse_client_options(options: Mapping[str, Any]) -> None:
+    """Refuse client options given next to ``client=``: they belong on that client (it carries its
+    key, connection settings, cache and budget), and ignoring them would be silent."""
+    clash = sorted(name for name in options if name in CLIENT_OPTIONS)
+    if clash:
+        raise InputValidationError(
+            f"client= is given, so {', '.join(clash)} must be set on that client (a client "
+            "carries its key, connection settings, cache and budget), not here",
+            param=clash[0],
+        )
+
+
 def adapter_clients(
     client: object = None, async_client: object = None, **options: Any
 ) -> AdapterClients:
@@ -63,13 +95,7 @@ def adapter_clients(
             raise InputValidationError(f"unknown client options {unknown}", param=unknown[0])
         sync = AurousClient(**options)
         return AdapterClients(sync, sync.to_async(), True, True)
-    clash = sorted(name for name in options if name in CLIENT_OPTIONS)
-    if clash:
-        raise InputValidationError(
-            f"client= is given, so {', '.join(clash)} must be set on that client (a client "
-            "carries its key, connection settings, cache and budget), not here",
-            param=clash[0],
-        )
+    refuse_client_options(options)
     if client is not None and not isinstance(client, AurousClient):
         raise InputValidationError(
             f"client must be an AurousClient, not {type(client).__name__}", param="client"

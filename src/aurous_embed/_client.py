@@ -195,6 +195,7 @@ class AurousClient(ClientCore):
                     "/embeddings",
                     content=body,
                     idempotency_key=self._request_key(body, idempotency_key),
+                    shared_key=self.replay_identical and idempotency_key is None,
                     pacing=self._pacing(estimate, call),
                     scope=call.scope,
                     risk=risk,

@@ -25,6 +25,9 @@ CHAT_MODEL: Final = (
 # [ASSUMPTION] the server's embedding timeout is not documented; 60 s covers the documented 1-2 s p50
 # with media with a wide margin.
 DEFAULT_TIMEOUT: Final = 60.0
+# [ASSUMPTION] the longest timeout per attempt the client takes: a day. Larger values overflow the
+# socket layer's time_t (1e10 s) and no embedding takes that long; inf and nan are refused too.
+MAX_TIMEOUT: Final = 86_400.0
 DEFAULT_MAX_RETRIES: Final = 4
 DEFAULT_MAX_CONCURRENCY: Final = 32
 

@@ -39,6 +39,7 @@ from aurous_embed._config import (
     ENV_API_VERSION,
     ENV_BASE_URL,
     MAX_DIMENSIONS_VALUE,
+    MAX_TIMEOUT,
     MAX_USER_CHARS,
 )
 from aurous_embed._errors import (
@@ -285,8 +286,15 @@ class ClientCore:
     ) -> None:
         key = _check_api_key(api_key if api_key is not None else os.environ.get(ENV_API_KEY, ""))
         self.model = self._check_model(model)
-        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
-            raise InputValidationError(f"timeout must be > 0, got {timeout!r}", param="timeout")
+        if (
+            not isinstance(timeout, (int, float))
+            or isinstance(timeout, bool)
+            or not 0 < timeout <= MAX_TIMEOUT
+        ):
+            raise InputValidationError(
+                f"timeout must be > 0 and at most {MAX_TIMEOUT:,.0f} seconds, got {timeout!r}",
+                param="timeout",
+            )
         self.timeout = float(timeout)
         self.max_retries = _check_int(max_retries, param="max_retries", minimum=0)
         self.max_concurrency = _check_int(max_concurrency, param="max_concurrency")

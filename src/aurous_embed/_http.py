@@ -803,6 +803,7 @@ class SyncRequester:
         pacing: Pacing | None = None,
         scope: CallScope | None = None,
         risk: ChargeRisk | None = None,
+        shared_key: bool = False,
     ) -> APIResponse:
         own = scope or CallScope(interruptible=False)
         call = _Call(
@@ -817,7 +818,9 @@ class SyncRequester:
         )
         clock = self.settings.clock
         with self.scopes.enter(own):
-            state = RetryState()
+            # A key other requests may carry too (derived from the request: replay_identical):
+            # a 409 "in use" means an identical request is running; wait for its replay.
+            state = RetryState(shared_key=shared_key)
             attempt = 0
             while True:
                 attempt += 1
@@ -893,6 +896,7 @@ class AsyncRequester:
         pacing: Pacing | None = None,
         scope: CallScope | None = None,
         risk: ChargeRisk | None = None,
+        shared_key: bool = False,
     ) -> APIResponse:
         own = scope or CallScope(interruptible=False)
         call = _Call(
@@ -907,7 +911,9 @@ class AsyncRequester:
         )
         clock = self.settings.clock
         with self.scopes.enter(own):
-            state = RetryState()
+            # A key other requests may carry too (derived from the request: replay_identical):
+            # a 409 "in use" means an identical request is running; wait for its replay.
+            state = RetryState(shared_key=shared_key)
             attempt = 0
             while True:
                 attempt += 1

@@ -96,6 +96,9 @@ class RetryState:
     conflict_wait: float = 0.0
     #: an earlier attempt may have reached the server and still be running (or have succeeded)
     maybe_in_flight: bool = False
+    #: the key is not this call's alone (derived from the request, ``replay_identical``): an
+    #: identical request elsewhere may be running, so a 409 "in use" is waited out like our own
+    shared_key: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +175,7 @@ def decide(
     if isinstance(error, IdempotencyConflictError):
         if (
             error.code == "idempotency_key_in_use"
-            and state.maybe_in_flight
+            and (state.maybe_in_flight or state.shared_key)
             and state.conflict_wait < CONFLICT_MAX_WAIT
         ):
             delay = min(CONFLICT_BACKOFF_INITIAL * 2**state.conflict_retries, CONFLICT_BACKOFF_MAX)

@@ -19,7 +19,7 @@ from chromadb.api.types import Embeddable, EmbeddingFunction, Embeddings, Space
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from aurous_embed import _config
-from aurous_embed._adapter import check_picklable
+from aurous_embed._adapter import changed_options, check_picklable, refuse_client_options
 from aurous_embed._async_client import AsyncAurousClient
 from aurous_embed._client import AurousClient
 from aurous_embed._core import resolve_base_url
@@ -114,6 +114,8 @@ class AurousEmbeddingFunction(EmbeddingFunction[Embeddable]):
             raise InputValidationError(
                 f"client must be an AurousClient, not {type(client).__name__}", param="client"
             )
+        if client is not None:  # options next to client= would be ignored: refuse them
+            refuse_client_options(changed_options(locals()))
         self._lock = threading.Lock()
 
     # Pickled for worker processes: the copy carries the key this function uses (or would use:

@@ -406,3 +406,34 @@ def test_a_collection_indexed_by_an_earlier_version_is_brought_up_to_date(
     store = chromadb.PersistentClient(str(tmp_path / "db"))
     assert store.get_collection("docs").metadata["aurous:layout"] == 2
     store.close()  # type: ignore[attr-defined]
+
+
+def test_files_with_the_same_content_are_all_indexed_and_paid_once(
+    tmp_path: Path, network_log: Path, slow_emulator: Emulator
+) -> None:
+    """Identical requests share a derived key (replay_identical): the copies wait for the first
+    one's answer and get it replayed, instead of failing with 409 idempotency_key_in_use."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(12):
+        (folder / f"LICENSE-{i:02d}.txt").write_text(
+            "Permission is hereby granted, free of charge.\n"
+        )
+    env = {**clean_env(network_log), **served(slow_emulator)}
+    command = [
+        *CLI,
+        "--json",
+        "index",
+        str(folder),
+        "--collection",
+        "docs",
+        "--db",
+        str(tmp_path / "db"),
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["added"] == 12 and report["failed"] == []
+    assert len(entries(tmp_path / "db")["ids"]) == 12
+    assert slow_emulator.stats.charges == 1
+    assert report["credits"] == pytest.approx(slow_emulator.stats.credits_charged)

@@ -126,6 +126,32 @@ def test_client_options_and_a_client_do_not_mix(env: Emulator) -> None:
             AurousEmbedding(client="not a client")
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("api_key", "al_live_other0000000"),
+        ("base_url", "http://127.0.0.1:9/v1"),
+        ("timeout", 5.0),
+        ("max_retries", 0),
+        ("max_concurrency", 2),
+        ("cache", "x.sqlite"),
+        ("cache_urls", True),
+        ("max_credits", 1e-9),
+    ],
+)
+def test_chroma_refuses_client_options_next_to_a_client_like_the_others(
+    env: Emulator, option: str, value: object
+) -> None:
+    """They were accepted and silently ignored (a budget that never applied)."""
+    from aurous_embed.chroma import AurousEmbeddingFunction
+
+    with AurousClient() as client:
+        with pytest.raises(InputValidationError, match="set on that client") as info:
+            AurousEmbeddingFunction(client=client, **{option: value})  # type: ignore[arg-type]
+        assert info.value.param == option
+        AurousEmbeddingFunction(client=client, dimensions=1024, show_progress=True)  # call options
+
+
 def test_chroma_keeps_its_cache_when_reopened_and_the_stored_endpoint_wins(
     env: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -207,3 +207,26 @@ def test_replay_identical_derives_each_key_from_the_request(api: FakeAPI) -> Non
     assert (
         AurousClient(API_KEY, base_url=BASE_URL, replay_identical=True).to_async().replay_identical
     )
+
+
+def test_identical_requests_at_once_with_derived_keys_are_charged_once() -> None:
+    """Two clients (or processes) sending the same request at once with replay_identical: the
+    second gets 409 idempotency_key_in_use, waits for the first, and is replayed free."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aurous_embed.testing import Emulator
+
+    with Emulator(latency=0.3) as emu:
+        clients = [
+            AurousClient(emu.api_key, base_url=emu.base_url, replay_identical=True)
+            for _ in range(2)
+        ]
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(lambda c: c.embed("the same text"), clients))
+        assert results[0].embedding == results[1].embedding
+        assert emu.stats.charges == 1
+        assert sorted(r.replayed for r in results) == [False, True]
+        totals = [c.usage.credits_charged for c in clients]
+        assert sorted(totals) == [0.0, pytest.approx(emu.stats.credits_charged)]
+        for c in clients:
+            c.close()

@@ -586,3 +586,12 @@ def test_a_lazily_opened_pil_image_is_decoded_from_its_file_not_in_the_callers_o
         loaded.load()
         client.embed(Image(loaded))  # an image already in memory is converted as it is
     assert api.bodies()[0] == api.bodies()[1]
+
+
+@pytest.mark.parametrize("timeout", [1e10, float("inf"), float("nan"), 86_400.5])
+def test_a_timeout_the_socket_layer_cannot_take_is_refused_typed(timeout: float) -> None:
+    """1e10 s passed the check and overflowed time_t in the socket layer (an OverflowError)."""
+    for cls in (AurousClient, AsyncAurousClient):
+        with pytest.raises(InputValidationError, match="at most 86,400 seconds") as info:
+            cls(API_KEY, base_url=BASE_URL, timeout=timeout)
+        assert info.value.param == "timeout"
