@@ -119,7 +119,7 @@ class RetryLog(logging.Handler):
 
 def async_default() -> str:
     """What ``AsyncAurousClient`` sends with by default here (aiohttp when ``speedups`` is in)."""
-    from aurous_embed._http import uses_aiohttp
+    from aurous_embed._connections import uses_aiohttp
 
     return "default: aiohttp" if uses_aiohttp("auto") else "default: httpx"
 

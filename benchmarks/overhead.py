@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from aurous_embed import AsyncAurousClient, AurousClient
-from aurous_embed._http import HTTPBackend
+from aurous_embed._connections import HTTPBackend
 from benchmarks._harness import UNLIMITED, Server, async_default, machine, serve, table
 
 MODEL = "aurous-embed-vision-1.0"

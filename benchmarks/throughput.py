@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 
 from aurous_embed import AsyncAurousClient, AurousClient, BatchEmbeddingError
-from aurous_embed._http import HTTPBackend
+from aurous_embed._connections import HTTPBackend
 from benchmarks._harness import (
     UNLIMITED,
     Counter,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from aurous_embed._batch import forget_shared_pacers
-from aurous_embed._http import HTTPBackend, close_shared_http_clients
+from aurous_embed._connections import HTTPBackend, close_shared_http_clients
 
 
 @pytest.fixture(autouse=True)

@@ -49,7 +49,7 @@ def _mapped(exc: BaseException) -> httpx.TransportError:
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """One aiohttp session (its own keep-alive pool) for one event loop's requests.
 
-    Requests are sent as they are built by :func:`aurous_embed._http.direct_request` (headers,
+    Requests are sent as they are built by :func:`aurous_embed._connections.direct_request` (headers,
     body, timeouts); no cookies are kept, no proxy is used (the caller chooses httpx when the
     environment names one), redirects are never followed and bodies are decoded by httpx, as on
     the httpx path. Created inside the event loop that uses it.

@@ -29,6 +29,15 @@ from aurous_embed._config import (
     DEFAULT_MODEL,
     DEFAULT_TIMEOUT,
 )
+from aurous_embed._connections import (
+    ONE_CONNECTION,
+    HTTPBackend,
+    Lanes,
+    check_http_backend,
+    default_ssl_context,
+    env_proxies_configured,
+    uses_aiohttp,
+)
 from aurous_embed._core import (
     CallOptions,
     ClientCore,
@@ -40,23 +49,12 @@ from aurous_embed._core import (
     upload_form,
 )
 from aurous_embed._errors import AurousError, ClientClosedError, InputValidationError
-from aurous_embed._http import (
-    ONE_CONNECTION,
-    AsyncRequester,
-    CallScope,
-    ChargeRisk,
-    HTTPBackend,
-    Lanes,
-    Scopes,
-    check_http_backend,
-    default_ssl_context,
-    env_proxies_configured,
-    new_idempotency_key,
-    uses_aiohttp,
-)
+from aurous_embed._http import AsyncRequester
 from aurous_embed._parts import EmbedInput, check_batch, has_local_image, normalize_input
 from aurous_embed._progress import progress_callback
 from aurous_embed._retry import Clock
+from aurous_embed._scopes import CallScope, ChargeRisk, Scopes
+from aurous_embed._wire import new_idempotency_key
 from aurous_embed.types import (
     Balance,
     EmbeddingResult,

@@ -17,6 +17,12 @@ from aurous_embed._config import (
     DEFAULT_MODEL,
     DEFAULT_TIMEOUT,
 )
+from aurous_embed._connections import (
+    ONE_CONNECTION,
+    Lanes,
+    default_ssl_context,
+    env_proxies_configured,
+)
 from aurous_embed._core import (
     CallOptions,
     ClientCore,
@@ -28,19 +34,12 @@ from aurous_embed._core import (
     upload_form,
 )
 from aurous_embed._errors import AurousError
-from aurous_embed._http import (
-    ONE_CONNECTION,
-    CallScope,
-    ChargeRisk,
-    Lanes,
-    SyncRequester,
-    default_ssl_context,
-    env_proxies_configured,
-    new_idempotency_key,
-)
+from aurous_embed._http import SyncRequester
 from aurous_embed._parts import EmbedInput, check_batch, normalize_input
 from aurous_embed._progress import progress_callback
 from aurous_embed._retry import Clock
+from aurous_embed._scopes import CallScope, ChargeRisk
+from aurous_embed._wire import new_idempotency_key
 from aurous_embed.types import (
     Balance,
     EmbeddingResult,

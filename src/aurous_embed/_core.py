@@ -53,16 +53,7 @@ from aurous_embed._errors import (
     stopped_batch_error,
     stops_batch,
 )
-from aurous_embed._http import (
-    APIResponse,
-    CallScope,
-    ChargeRisk,
-    HTTPSettings,
-    Pacing,
-    content_idempotency_key,
-    encode_json,
-    new_idempotency_key,
-)
+from aurous_embed._http import APIResponse, Pacing
 from aurous_embed._images import IMAGES_EXTRA_HINT, encode_image, sniff_mime
 from aurous_embed._parts import (
     EmbedInput,
@@ -73,7 +64,14 @@ from aurous_embed._parts import (
     normalize_inputs,
 )
 from aurous_embed._retry import Clock, SystemClock
+from aurous_embed._scopes import CallScope, ChargeRisk
 from aurous_embed._secrets import Secret
+from aurous_embed._wire import (
+    HTTPSettings,
+    content_idempotency_key,
+    encode_json,
+    new_idempotency_key,
+)
 from aurous_embed.types import (
     EmbeddingResult,
     ModelInfo,

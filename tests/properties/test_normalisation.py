@@ -40,8 +40,8 @@ from aurous_embed import (
     Text,
     VideoURL,
 )
-from aurous_embed._http import encode_json
 from aurous_embed._parts import input_to_wire, normalize_input
+from aurous_embed._wire import encode_json
 from aurous_embed.testing import Emulator
 from tests.hosts import BLOCKED_BY_BOTH
 

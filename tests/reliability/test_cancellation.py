@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from aurous_embed import AsyncAurousClient, AurousClient
-from aurous_embed._http import HTTPBackend
+from aurous_embed._connections import HTTPBackend
 from aurous_embed.testing import Emulator, Faults
 
 SLOW = 30.0  # seconds each request would take

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from aurous_embed import AsyncAurousClient, AurousClient, EmbeddingResult
-from aurous_embed._http import HTTPBackend
+from aurous_embed._connections import HTTPBackend
 from aurous_embed.testing import Emulator, FastClock
 from tests.reliability.helpers import FAULT_MIX, TIMEOUT, UNLIMITED, corpus, fast_clock
 

@@ -22,7 +22,7 @@ from aurous_embed import (
     IdempotencyConflictError,
 )
 from aurous_embed._config import CONFLICT_BACKOFF_INITIAL
-from aurous_embed._http import HTTPBackend
+from aurous_embed._connections import HTTPBackend
 from aurous_embed.testing import Emulator
 from tests.reliability.helpers import UNLIMITED
 from tests.unit.conftest import FakeClock

@@ -24,7 +24,7 @@ from aurous_embed import (
     BudgetExceededError,
     ClientClosedError,
 )
-from aurous_embed._http import CallScope
+from aurous_embed._scopes import CallScope
 from aurous_embed.testing import CuttingProxy, Emulator, Faults
 from tests.reliability.helpers import UNLIMITED, corpus, fast_clock
 

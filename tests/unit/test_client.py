@@ -13,7 +13,7 @@ import pytest
 
 import aurous_embed
 from aurous_embed import AsyncAurousClient, AurousClient, AuthenticationError
-from aurous_embed._http import HTTPBackend
+from aurous_embed._connections import HTTPBackend
 from aurous_embed._secrets import Secret
 from tests.unit.conftest import API_KEY, BASE_URL, FakeAPI, error_body, respond
 
@@ -180,7 +180,7 @@ def test_usage_totals_are_safe_under_concurrency(client: AurousClient, api: Fake
 def test_replay_identical_derives_each_key_from_the_request(api: FakeAPI) -> None:
     """The same request gets the same key (a free replay when sent again, by a rerun or another
     process); a different body, version pin or endpoint gets another; by default keys are random."""
-    from aurous_embed._http import content_idempotency_key
+    from aurous_embed._wire import content_idempotency_key
 
     def keys(**options: object) -> list[str]:
         before = len(api.requests)

@@ -26,8 +26,9 @@ from aurous_embed import (
     Text,
 )
 from aurous_embed._config import MAX_DECODE_PIXELS, MAX_IMAGE_SOURCE_BYTES
-from aurous_embed._http import aread_bounded, read_bounded
+from aurous_embed._http import aread_bounded
 from aurous_embed._images import _PixelBudget, encode_image
+from aurous_embed._wire import read_bounded
 from tests.unit.conftest import API_KEY, BASE_URL, FakeAPI
 
 ROOT = Path(__file__).resolve().parents[2]

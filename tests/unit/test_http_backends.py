@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-import aurous_embed._http as http_module
+import aurous_embed._connections as http_module
 from aurous_embed import (
     APIConnectionError,
     APIStatusError,
@@ -29,7 +29,7 @@ from aurous_embed import (
     InputValidationError,
     MissingDependencyError,
 )
-from aurous_embed._http import HTTPBackend
+from aurous_embed._connections import HTTPBackend
 from aurous_embed.testing import Emulator
 from tests.unit.conftest import FakeClock, embedding_body
 

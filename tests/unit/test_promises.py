@@ -494,8 +494,11 @@ def test_the_cache_never_hands_one_endpoints_vectors_to_another(tmp_path: Path) 
 
 
 def test_a_lane_whose_call_was_stopped_is_retired_not_lent_to_another_call() -> None:
-    from aurous_embed._http import CallScope, HTTPSettings, Lanes, SyncRequester
+    from aurous_embed._connections import Lanes
+    from aurous_embed._http import SyncRequester
+    from aurous_embed._scopes import CallScope
     from aurous_embed._secrets import Secret
+    from aurous_embed._wire import HTTPSettings
 
     stopped = CallScope()
     entered, release = threading.Event(), threading.Event()

@@ -15,10 +15,10 @@ import certifi
 import httpx
 import pytest
 
-import aurous_embed._http as http_module
+import aurous_embed._connections as http_module
 from aurous_embed import AsyncAurousClient, AurousClient
 from aurous_embed._async_client import _Connections
-from aurous_embed._http import HTTP_BACKENDS, HTTPBackend
+from aurous_embed._connections import HTTP_BACKENDS, HTTPBackend
 from tests.unit.conftest import PROXY_VARIABLES, embedding_body
 
 API_KEY = "al_live_" + "7" * 64
