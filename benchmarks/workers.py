@@ -35,6 +35,7 @@ from benchmarks._harness import KEY, Server, machine, serve, table
 
 MODEL = "aurous-embed-vision-1.0"
 LATENCY = 0.1
+BURST = 120  # the emulator's default burst
 
 
 def _texts(worker: int, n: int) -> list[str]:
@@ -149,6 +150,8 @@ def summarise(reports: list[dict[str, Any]], total: int, rate: float) -> dict[st
         "wall": wall,
         "ideal": total / rate,
         "ratio": wall / (total / rate),
+        # the bucket starts full: its burst goes at once, the rest at the refill rate
+        "floor": wall / ((total - BURST) / rate),
         "sent": len(statuses),
         "429": limited,
         "share429": limited / max(1, len(statuses)),
@@ -322,6 +325,7 @@ def main() -> None:
                         result["wall"],
                         result["ideal"],
                         result["ratio"],
+                        result["floor"],
                         result["sent"],
                         f"{result['429']} ({100 * result['share429']:.1f}%)",
                         result["failures"],
@@ -332,7 +336,17 @@ def main() -> None:
         return
     table(
         "Workers sharing one key",
-        ["workers", "code", "wall s", "N/R s", "wall ÷ N/R", "requests", "429s", "failures"],
+        [
+            "workers",
+            "code",
+            "wall s",
+            "N/R s",
+            "wall ÷ N/R",
+            "wall ÷ (N - burst)/R",
+            "requests",
+            "429s",
+            "failures",
+        ],
         rows,
     )
 

@@ -13,7 +13,10 @@ request) and the async client (worker tasks):
 * :class:`Pacer` reads ``X-RateLimit-Remaining/Reset`` and the TPM twins from every answer, models
   both token buckets locally and holds a request back until its bucket has a token, so under a
   rate limit the client sends at the refill rate instead of bouncing off 429s. Clients with the
-  same key and base URL share one (``shared_pacer``): the server's buckets are per team.
+  same key and base URL share one (``shared_pacer``): the server's buckets are per team. Other
+  processes or machines on the same key show in the headers alone (the bucket drains faster than
+  this process's own requests explain): the pacer then keeps to its share of the bucket. Until
+  the first answer arrives it lets only a few requests out.
 
 A failed item does not stop the others; an error that would fail every remaining input (bad key,
 empty balance, budget reached, closed client: ``stops_batch``) stops new items from being sent,
@@ -73,9 +76,9 @@ class Controller:
     It starts at ``min(maximum, 32)`` (the default ``max_concurrency``): an unknown or unlimited
     bucket then costs no ramp-up (starting at 16 cost about half a round trip per call), and a
     bucket this process has seen drained is handled by the shared :class:`Pacer`, which holds
-    requests back until it refills. Only a bucket drained by something this process has not seen
-    (another process, another library) meets a first wave of requests blind; their 429s carry
-    ``Retry-After`` and the headers that start the pacing.
+    requests back until it refills. A bucket drained by something this process has not seen
+    (another process, another library) meets only the pacer's first few probes (``probe``): their
+    answers' headers start the pacing before the rest of the wave goes.
     """
 
     def __init__(self, maximum: int, *, initial: int = DEFAULT_MAX_CONCURRENCY) -> None:
@@ -191,10 +194,14 @@ class _Bucket:
         spent_since: float,
         drawn: float | None = None,
         unit: float = 1.0,
+        *,
+        rejected: bool = False,
     ) -> None:
         """Learn from one answer: ``drawn`` is everything this process has drawn from the bucket so
-        far (``None``: the answer says nothing about the others, e.g. a 429's forced zero);
-        ``unit`` is one request's worth of it (1 request, or an average request's tokens)."""
+        far (``None``: do not weigh it against the others); ``unit`` is one request's worth of it
+        (1 request, or an average request's tokens). A ``rejected`` answer (429) can set the first
+        share (the bucket was found empty), but its Remaining may be forced to zero (the other
+        bucket was the empty one): it is never a window's end."""
         if limit <= 0:
             return
         self.capacity = limit
@@ -208,7 +215,7 @@ class _Bucket:
                 # and the reset up, each by half a unit on average.
                 fair = (limit - remaining - 0.5) / (reset_in - 0.5)
                 self.refill = fair if self.refill <= 0 else 0.9 * self.refill + 0.1 * fair
-        if drawn is not None:
+        if drawn is not None and (self.anchor is None or not rejected):
             self.learn_share(remaining, now, drawn, unit)
         # The answer shows the bucket when the server took this request; requests sent since then
         # have taken their tokens too.
@@ -395,10 +402,9 @@ class Pacer:
                     reset_in,
                     now,
                     spent - (mine or spent),
-                    # a 429's Remaining may be forced to zero (the other bucket was empty): it
-                    # says nothing about who drew what
-                    None if rejected else drawn,
+                    drawn,
                     unit,
+                    rejected=rejected,
                 )
             if status == 429 or (status == 503 and headers.get("retry-after") is not None):
                 # Everyone holds back at least RATE_LIMIT_MIN_WAIT (a `Retry-After: 0` is not
@@ -406,6 +412,14 @@ class Pacer:
                 # that met it gives up; a later call asks the server again).
                 wait = max(parse_retry_after(headers, epoch) or 0.0, RATE_LIMIT_MIN_WAIT)
                 self._blocked_until = max(self._blocked_until, now + min(wait, MAX_RETRY_AFTER))
+                if status == 429:
+                    # Nothing refills for this process while the server holds it back: it starts
+                    # again from an empty bucket, not with a burst saved up during the wait (every
+                    # worker told to wait would otherwise come back at the same moment, at once).
+                    for bucket in (self._requests, self._tokens):
+                        if bucket.known:
+                            bucket.level = min(bucket.level, 0.0)
+                            bucket.at = max(bucket.at, self._blocked_until)
 
 
 #: The process's models of the servers' buckets, one per (base URL, API key): see shared_pacer.

@@ -290,3 +290,26 @@ def test_waiting_its_turn_is_not_being_stuck() -> None:
     assert ticket is None and wait > 0  # one went 30 s ago: it is waiting its turn
     wait, ticket = pacer.reserve(1, MAX_RETRY_AFTER + 1, waited=MAX_RETRY_AFTER + 1)
     assert ticket is not None  # nothing went for a minute: the model is stuck, the server decides
+
+
+def test_sixteen_workers_starting_a_moment_apart() -> None:
+    """Processes never start at once: the first ones find the bucket full, the later ones find it
+    drained (a share of a few, then what the windows say)."""
+    starts = random.Random(1)
+    workers = [Worker(Pacer(), start=round(starts.uniform(0, 0.6), 2)) for _ in range(16)]
+    simulate(workers, Bucket(120, 20), 60.0)
+    assert sum(w.accepted(10, 60) for w in workers) == pytest.approx(20 * 50, rel=0.05)
+    assert rate_limited_share(workers) <= 0.05
+
+
+def test_a_429_wait_saves_up_no_burst() -> None:
+    """Told to wait, a process comes back to an empty bucket of its own: every worker told to wait
+    would otherwise return at the same moment with a burst saved up during the wait."""
+    pacer = Pacer(probe=0)
+    for _ in range(120):
+        _, ticket = pacer.reserve(1, 0.0)
+    pacer.observe(200, headers(120, 0, 6), ticket, 0.0, EPOCH)  # 20 per second
+    _, ticket = pacer.reserve(1, 1.0)
+    pacer.observe(429, headers(120, 0, 6) | {"retry-after": "2"}, ticket, 1.0, EPOCH + 1)
+    wait, ticket = pacer.reserve(1, 3.0)  # the wait is over: one refill's time to the next token
+    assert ticket is None and wait == pytest.approx(1 / 20, rel=0.3)
