@@ -10,12 +10,15 @@ Scenarios:
 * ``together``: N workers x M inputs each, all at once. The limit is N·M/R (R = requests/s).
 * ``join-leave``: two long workers from the start, a short one that finishes (leaves) early and
   one that joins mid-run; the table shows each worker's accepted requests per 2 seconds.
+* ``first-wave``: one fresh process, sync and async, against a bucket of 10 at 120 RPM (full, or
+  just drained by another process) and one of 120 at 600 RPM: how many of its first requests
+  bounce, and the wall time against the ideal.
 
 ``--before PATH`` runs every scenario a second time, side by side in the same run, with the
 workers importing ``aurous_embed`` from ``PATH`` (e.g. a checkout of main's ``src``).
 
 Run: ``python -m benchmarks.workers [--workers 4 16] [--n 200] [--rpm 1200] [--client sync]
-[--scenario together join-leave] [--before ../main/src]``
+[--scenario together join-leave first-wave] [--before ../main/src]``
 """
 
 from __future__ import annotations
