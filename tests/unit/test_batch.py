@@ -172,8 +172,8 @@ async def test_async_concurrency_bound(api: FakeAPI) -> None:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        # (long enough for the requests held back until the first answer to join in)
+        await asyncio.sleep(0.02)
         in_flight -= 1
         return respond()
 

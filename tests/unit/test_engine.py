@@ -79,16 +79,19 @@ def test_controller_never_below_one() -> None:
 
 def test_pacer_without_headers_never_waits() -> None:
     pacer = Pacer()
+    _, ticket = pacer.reserve(10, 0.0)
+    pacer.observe(200, {}, ticket, 0.0, 0.0)  # an answer without rate-limit headers
     for _ in range(1000):
         wait, ticket = pacer.reserve(10, 0.0)
         assert (wait, ticket is not None) == (0.0, True)
 
 
 def test_pacer_learns_the_refill_rate_and_spaces_requests() -> None:
-    pacer = Pacer()
+    pacer = Pacer(probe=0)
     epoch = 1_800_000_000.0
-    _, ticket = pacer.reserve(1, 0.0)
-    # bucket of 120, empty, full again in 12 s: refills 10 per second
+    for _ in range(120):
+        _, ticket = pacer.reserve(1, 0.0)
+    # bucket of 120, emptied by this process, full again in 12 s: refills 10 per second
     headers = {
         "x-ratelimit-limit": "120",
         "x-ratelimit-remaining": "0",
