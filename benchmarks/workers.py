@@ -47,16 +47,21 @@ def _texts(worker: int, n: int) -> list[str]:
 
 def worker_main(args: argparse.Namespace) -> None:
     """One worker process: wait for the start time, embed, print what it saw as JSON."""
-    from aurous_embed import AsyncAurousClient, AurousClient, BatchEmbeddingError, _batch
+    from aurous_embed import AsyncAurousClient, AurousClient, BatchEmbeddingError
+
+    try:
+        from aurous_embed import _pacing as pacing
+    except ImportError:  # the code of --before, from when the pacer lived in the engine
+        from aurous_embed import _batch as pacing  # type: ignore[no-redef]
 
     answers: list[tuple[float, int]] = []
-    observe = _batch.Pacer.observe
+    observe = pacing.Pacer.observe
 
-    def recording(self: _batch.Pacer, status: int, *rest: Any, **kw: Any) -> None:
+    def recording(self: Any, status: int, *rest: Any, **kw: Any) -> None:
         answers.append((time.time(), status))  # every answer passes here (it carries headers)
         observe(self, status, *rest, **kw)
 
-    _batch.Pacer.observe = recording  # type: ignore[method-assign]
+    pacing.Pacer.observe = recording  # type: ignore[method-assign]
     inputs = _texts(args.index, args.n)
     failures = 0
     time.sleep(max(0.0, args.start_at - time.time()))

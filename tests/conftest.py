@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from aurous_embed._batch import forget_shared_pacers
 from aurous_embed._connections import HTTPBackend, close_shared_http_clients
+from aurous_embed._pacing import forget_shared_pacers
 
 
 @pytest.fixture(autouse=True)

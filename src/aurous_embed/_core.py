@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 import httpx
 
-from aurous_embed._batch import Controller, Outcome, Pacer, shared_pacer
+from aurous_embed._batch import Controller, Outcome
 from aurous_embed._budget import Budget, LocalEstimate, check_max_credits, local_estimate
 from aurous_embed._cache import (
     CacheStats,
@@ -55,6 +55,7 @@ from aurous_embed._errors import (
 )
 from aurous_embed._http import APIResponse, Pacing
 from aurous_embed._images import IMAGES_EXTRA_HINT, encode_image, sniff_mime
+from aurous_embed._pacing import Pacer, shared_pacer
 from aurous_embed._parts import (
     EmbedInput,
     Normalized,

@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 
-from aurous_embed._batch import Pacer, Ticket
 from aurous_embed._config import MAX_RETRY_AFTER
 from aurous_embed._connections import Lanes, direct_request
 from aurous_embed._errors import (
@@ -30,6 +29,7 @@ from aurous_embed._errors import (
     RateLimitError,
     error_from_response,
 )
+from aurous_embed._pacing import Pacer, Ticket
 from aurous_embed._retry import RetryState, asked_wait, decide
 from aurous_embed._scopes import CallScope, ChargeRisk, Scopes
 from aurous_embed._wire import (

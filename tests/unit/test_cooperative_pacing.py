@@ -12,15 +12,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from aurous_embed._batch import (
-    PROBE_REQUESTS,
-    PROBE_TIMEOUT,
-    SHARE_JOIN,
-    SHARE_MIN,
-    Pacer,
-    Ticket,
-)
 from aurous_embed._config import MAX_RETRY_AFTER
+from aurous_embed._pacing import PROBE_REQUESTS, PROBE_TIMEOUT, SHARE_JOIN, SHARE_MIN, Pacer, Ticket
 
 EPOCH = 1_800_000_000.0  # wall-clock epoch at monotonic 0
 

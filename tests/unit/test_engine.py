@@ -20,7 +20,8 @@ from aurous_embed import (
     MissingDependencyError,
     SystemClock,
 )
-from aurous_embed._batch import CHUNK, Controller, Pacer
+from aurous_embed._batch import CHUNK, Controller
+from aurous_embed._pacing import Pacer
 from tests.unit.conftest import (
     API_KEY,
     BASE_URL,
