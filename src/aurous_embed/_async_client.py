@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
-import threading
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -15,12 +13,11 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import httpx
 
+from aurous_embed._async_loops import Loops, LoopState, image_workers
 from aurous_embed._batch import Controller, Outcome, ProgressCallback, run_async
 from aurous_embed._cache import EmbeddingCache
 from aurous_embed._config import (
@@ -30,30 +27,17 @@ from aurous_embed._config import (
     DEFAULT_TIMEOUT,
 )
 from aurous_embed._connections import (
-    ONE_CONNECTION,
     HTTPBackend,
-    Lanes,
     check_http_backend,
-    default_ssl_context,
-    env_proxies_configured,
-    uses_aiohttp,
 )
-from aurous_embed._core import (
-    CallOptions,
-    ClientCore,
-    Item,
-    check_file_id,
-    credits_of,
-    parse_models,
-    unpacked,
-    upload_form,
-)
-from aurous_embed._errors import AurousError, ClientClosedError, InputValidationError
+from aurous_embed._core import CallOptions, ClientCore, Item, credits_of, unpacked
+from aurous_embed._errors import AurousError, InputValidationError
+from aurous_embed._files import check_file_id, parse_models, upload_form
 from aurous_embed._http import AsyncRequester
 from aurous_embed._parts import EmbedInput, check_batch, has_local_image, normalize_input
 from aurous_embed._progress import progress_callback
 from aurous_embed._retry import Clock
-from aurous_embed._scopes import CallScope, ChargeRisk, Scopes
+from aurous_embed._scopes import CallScope, ChargeRisk
 from aurous_embed._wire import new_idempotency_key
 from aurous_embed.types import (
     Balance,
@@ -72,175 +56,6 @@ if TYPE_CHECKING:
     import numpy
 
     from aurous_embed._client import AurousClient
-
-
-def _new_lane(direct: bool, timeout: float) -> httpx.AsyncClient | httpx.AsyncBaseTransport:
-    if direct:
-        return httpx.AsyncHTTPTransport(verify=default_ssl_context(), limits=ONE_CONNECTION)
-    return httpx.AsyncClient(verify=default_ssl_context(), timeout=timeout, limits=ONE_CONNECTION)
-
-
-class _Connections:
-    """One event loop's connections (they belong to the loop that opened them).
-
-    Over aiohttp (see :mod:`aurous_embed._aiohttp`): one session, whose pool keeps a connection per
-    request in flight. Over httpx: lanes, each a bare one-connection transport that gets requests
-    directly (see ``direct_request``), or a small client when the environment names a proxy (the
-    client routes through it; aiohttp is not used then).
-    """
-
-    def __init__(self, timeout: float, backend: HTTPBackend, base_url: str) -> None:
-        self._timeout = timeout
-        self._direct = not env_proxies_configured(base_url)
-        self._session: httpx.AsyncBaseTransport | None = None
-        if self._direct and uses_aiohttp(backend):
-            from aurous_embed._aiohttp import AiohttpTransport
-
-            self._session = AiohttpTransport(default_ssl_context())
-        # A factory that does not hold `self`: no reference cycle, so the connections are freed
-        # (and an aiohttp session detached by its transport first) when their owner drops them,
-        # not by the cycle collector in an arbitrary order.
-        self._lanes: Lanes[httpx.AsyncClient | httpx.AsyncBaseTransport] = Lanes(
-            functools.partial(_new_lane, self._direct, timeout)
-        )
-
-    @property
-    def closed(self) -> bool:
-        return self._lanes.closed
-
-    def _new_lane(self) -> httpx.AsyncClient | httpx.AsyncBaseTransport:
-        return _new_lane(self._direct, self._timeout)
-
-    @contextlib.asynccontextmanager
-    async def lease(self) -> AsyncIterator[httpx.AsyncClient | httpx.AsyncBaseTransport]:
-        if self._session is not None:
-            self._lanes.check_open()
-            yield self._session
-            return
-        with self._lanes.lease() as http:
-            yield http
-
-    async def aclose(self) -> None:
-        for http in self._lanes.close_all():
-            await http.aclose()
-        if self._session is not None:
-            await self._session.aclose()
-
-
-async def _close_at_loop_shutdown(connections: _Connections) -> AsyncIterator[None]:
-    """Suspended for the loop's lifetime; ``loop.shutdown_asyncgens()`` runs the ``finally``."""
-    try:
-        yield
-    finally:
-        await connections.aclose()
-
-
-_IMAGE_WORKERS: list[ThreadPoolExecutor] = []
-_IMAGE_WORKERS_LOCK = threading.Lock()
-
-
-def _image_workers() -> ThreadPoolExecutor:
-    """The threads that read and convert local images for async calls (the process's own, not
-    the event loop's default executor, which belongs to the application)."""
-    with _IMAGE_WORKERS_LOCK:
-        if not _IMAGE_WORKERS:
-            _IMAGE_WORKERS.append(
-                ThreadPoolExecutor(
-                    max_workers=min(8, os.cpu_count() or 2), thread_name_prefix="aurous-images"
-                )
-            )
-        return _IMAGE_WORKERS[0]
-
-
-@dataclass
-class _LoopState:
-    """What the client keeps per event loop: connections (``None``: the caller's ``http_client``),
-    the slots that bound requests in flight, and the guard that closes them with the loop."""
-
-    connections: _Connections | None
-    slots: asyncio.Semaphore
-    guard: AsyncIterator[None] | None = None
-
-
-class _Loops:
-    """The client's per-event-loop state (several loops may use one client at once, e.g. one per
-    thread): connections belong to the loop that opened them, and so do asyncio primitives.
-
-    Kept apart from the client so that nothing here refers back to it: when the client is dropped,
-    its connections are freed in order (see ``_Connections``).
-    """
-
-    def __init__(
-        self,
-        *,
-        timeout: float,
-        backend: HTTPBackend,
-        base_url: str,
-        max_concurrency: int,
-        user_http: httpx.AsyncClient | None,
-        scopes: Scopes,
-    ) -> None:
-        self._timeout = timeout
-        self._backend = backend
-        self._base_url = base_url
-        self._max_concurrency = max_concurrency
-        self._user_http = user_http
-        self._scopes = scopes
-        self._states: dict[asyncio.AbstractEventLoop, _LoopState] = {}
-        self._lock = threading.Lock()
-
-    async def here(self) -> _LoopState:
-        """This event loop's state, made on first use.
-
-        A client used from a second ``asyncio.run(...)`` (or from several loops at once) gets
-        fresh connections there instead of "Event loop is closed" or "attached to a different
-        loop". They are closed when their loop shuts down (an async generator that
-        ``asyncio.run`` finalises): nothing leaks.
-        """
-        loop = asyncio.get_running_loop()
-        state = self._states.get(loop)
-        if state is not None:
-            return state
-        with self._lock:
-            if self._scopes.closed:
-                raise ClientClosedError()
-            for old in [old for old in self._states if old.is_closed()]:
-                del self._states[old]  # closed with their loop, or left to their transports
-            connections = None
-            if self._user_http is None:
-                connections = _Connections(self._timeout, self._backend, self._base_url)
-            state = self._states[loop] = _LoopState(
-                connections, asyncio.Semaphore(self._max_concurrency)
-            )
-        if connections is not None:
-            state.guard = _close_at_loop_shutdown(connections)
-            await state.guard.__anext__()
-        return state
-
-    @contextlib.asynccontextmanager
-    async def lease(self) -> AsyncIterator[httpx.AsyncClient | httpx.AsyncBaseTransport]:
-        connections = (await self.here()).connections
-        if connections is None:
-            assert self._user_http is not None
-            yield self._user_http
-            return
-        async with connections.lease() as http:
-            yield http
-
-    async def close(self) -> None:
-        """Close every loop's connections: this loop's now, another running loop's there."""
-        with self._lock:
-            states = list(self._states.items())
-            self._states.clear()
-        here = asyncio.get_running_loop()
-        for loop, state in states:
-            if state.connections is None:
-                continue
-            if loop is here:
-                await state.connections.aclose()
-            elif not loop.is_closed():  # another thread's loop: close them there
-                with contextlib.suppress(RuntimeError):  # it closed in the meantime
-                    asyncio.run_coroutine_threadsafe(state.connections.aclose(), loop)
 
 
 class AsyncAurousClient(ClientCore):
@@ -298,7 +113,7 @@ class AsyncAurousClient(ClientCore):
                 param="http_backend",
             )
         self._requester = AsyncRequester(self._settings, timeout=self.timeout)
-        self._loops = _Loops(
+        self._loops = Loops(
             timeout=self.timeout,
             backend=self.http_backend,
             base_url=self.base_url,
@@ -308,8 +123,8 @@ class AsyncAurousClient(ClientCore):
         )
         self._requester.lease = self._loops.lease
 
-    async def _for_loop(self) -> _LoopState:
-        """This event loop's connections and slots (see ``_Loops.here``)."""
+    async def _for_loop(self) -> LoopState:
+        """This event loop's connections and slots (see ``Loops.here``)."""
         return await self._loops.here()
 
     async def close(self) -> None:
@@ -361,7 +176,7 @@ class AsyncAurousClient(ClientCore):
                 # Reading, decoding and re-encoding an image can take seconds of CPU: off the
                 # event loop, which keeps serving the other requests (and their deadlines).
                 body = await asyncio.get_running_loop().run_in_executor(
-                    _image_workers(), self._embed_body, item.value, call
+                    image_workers(), self._embed_body, item.value, call
                 )
             else:
                 body = self._embed_body(item.value, call)

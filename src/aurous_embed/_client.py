@@ -23,17 +23,9 @@ from aurous_embed._connections import (
     default_ssl_context,
     env_proxies_configured,
 )
-from aurous_embed._core import (
-    CallOptions,
-    ClientCore,
-    Item,
-    check_file_id,
-    credits_of,
-    parse_models,
-    unpacked,
-    upload_form,
-)
+from aurous_embed._core import CallOptions, ClientCore, Item, credits_of, unpacked
 from aurous_embed._errors import AurousError
+from aurous_embed._files import check_file_id, parse_models, upload_form
 from aurous_embed._http import SyncRequester
 from aurous_embed._parts import EmbedInput, check_batch, normalize_input
 from aurous_embed._progress import progress_callback

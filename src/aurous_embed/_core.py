@@ -10,15 +10,11 @@ by ``await``. One input goes through the same pipeline wherever it comes from (`
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
-import json
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, overload
-
-import httpx
 
 from aurous_embed._batch import Controller, Outcome
 from aurous_embed._budget import Budget, LocalEstimate, check_max_credits, local_estimate
@@ -33,12 +29,7 @@ from aurous_embed._cache import (
     open_cache,
 )
 from aurous_embed._config import (
-    API_VERSION_PATTERN,
-    DEFAULT_BASE_URL,
     ENV_API_KEY,
-    ENV_API_VERSION,
-    ENV_BASE_URL,
-    MAX_DIMENSIONS_VALUE,
     MAX_TIMEOUT,
     MAX_USER_CHARS,
 )
@@ -48,13 +39,12 @@ from aurous_embed._errors import (
     BatchEmbeddingError,
     BudgetExceededError,
     InputValidationError,
-    MissingAPIKeyError,
     MissingDependencyError,
     stopped_batch_error,
     stops_batch,
 )
 from aurous_embed._http import APIResponse, Pacing
-from aurous_embed._images import IMAGES_EXTRA_HINT, encode_image, sniff_mime
+from aurous_embed._images import IMAGES_EXTRA_HINT
 from aurous_embed._pacing import Pacer, shared_pacer
 from aurous_embed._parts import (
     EmbedInput,
@@ -67,6 +57,13 @@ from aurous_embed._parts import (
 from aurous_embed._retry import Clock, SystemClock
 from aurous_embed._scopes import CallScope, ChargeRisk
 from aurous_embed._secrets import Secret
+from aurous_embed._settings import (
+    check_api_key,
+    check_api_version,
+    check_int,
+    resolve_base_url,
+    visible_ascii,
+)
 from aurous_embed._wire import (
     HTTPSettings,
     content_idempotency_key,
@@ -75,93 +72,13 @@ from aurous_embed._wire import (
 )
 from aurous_embed.types import (
     EmbeddingResult,
-    ModelInfo,
     Usage,
     UsageTotals,
     parse_embedding_response,
-    parse_model,
 )
 
 if TYPE_CHECKING:
     import numpy
-
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower().rstrip(".") in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def resolve_base_url(base_url: str | None) -> str:
-    """``base_url``, else ``$AUROUS_BASE_URL``, else production; refused unless https (or plain
-    http to a loopback host)."""
-    url = (base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError) as exc:
-        raise InputValidationError(f"base_url is not a URL: {exc}", param="base_url") from None
-    if parsed.scheme == "https" and parsed.host:
-        return url
-    if parsed.scheme == "http" and _is_loopback(parsed.host):
-        return url
-    if parsed.scheme == "http":
-        raise InputValidationError(
-            f"refusing to send the API key over plain http to {parsed.host}: use https "
-            "(plain http is allowed only to a loopback host such as the local emulator)",
-            param="base_url",
-        )
-    raise InputValidationError(
-        f"base_url must be an https:// URL, got {url[:80]!r}", param="base_url"
-    )
-
-
-def _check_api_version(api_version: str | None) -> str | None:
-    value = api_version if api_version is not None else os.environ.get(ENV_API_VERSION) or None
-    if value is not None and not (isinstance(value, str) and API_VERSION_PATTERN.match(value)):
-        raise InputValidationError(
-            f"api_version must be a YYYY-MM-DD date such as 2026-05-15, got {value!r}",
-            param="Aurous-Version",
-        )
-    return value
-
-
-def _check_int(
-    value: object, *, param: str, minimum: int = 1, maximum: int = MAX_DIMENSIONS_VALUE
-) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
-        shown = repr(value) if not isinstance(value, int) or value.bit_length() < 64 else "huge"
-        raise InputValidationError(
-            f"{param} must be an integer >= {minimum} and <= {maximum:,}, got {shown}", param=param
-        )
-    return value
-
-
-def _visible_ascii(value: str) -> bool:
-    """Only printable ASCII without spaces: what an HTTP header value can carry unchanged."""
-    return value.isascii() and value.isprintable() and " " not in value
-
-
-def _check_api_key(key: object) -> str:
-    """The key, stripped; refused without showing any of it when no header could carry it."""
-    if not isinstance(key, str) or not key.strip():
-        raise MissingAPIKeyError(
-            f"no Aurous API key: pass api_key=... or set the {ENV_API_KEY} environment "
-            "variable (for offline work, start the emulator: aurous-embed serve)"
-        )
-    key = key.strip()
-    if not _visible_ascii(key):
-        raise InputValidationError(
-            f"the API key has {len(key)} characters, some of them control characters, spaces or "
-            "not ASCII (a line break pasted in?): no HTTP header can carry it; check the value "
-            f"of api_key= or {ENV_API_KEY} (the key itself is not shown)",
-            param="api_key",
-        )
-    return key
 
 
 class _CacheHandle:
@@ -283,7 +200,7 @@ class ClientCore:
         clock: Clock | None,
         replay_identical: bool = False,
     ) -> None:
-        key = _check_api_key(api_key if api_key is not None else os.environ.get(ENV_API_KEY, ""))
+        key = check_api_key(api_key if api_key is not None else os.environ.get(ENV_API_KEY, ""))
         self.model = self._check_model(model)
         if (
             not isinstance(timeout, (int, float))
@@ -295,10 +212,10 @@ class ClientCore:
                 param="timeout",
             )
         self.timeout = float(timeout)
-        self.max_retries = _check_int(max_retries, param="max_retries", minimum=0)
-        self.max_concurrency = _check_int(max_concurrency, param="max_concurrency")
+        self.max_retries = check_int(max_retries, param="max_retries", minimum=0)
+        self.max_concurrency = check_int(max_concurrency, param="max_concurrency")
         self.base_url = resolve_base_url(base_url)
-        self.api_version = _check_api_version(api_version)
+        self.api_version = check_api_version(api_version)
         secret = Secret(key)
         self._settings = HTTPSettings(
             base_url=self.base_url,
@@ -414,7 +331,7 @@ class ClientCore:
         if model is not None:
             self._check_model(model)
         if dimensions is not None:
-            _check_int(dimensions, param="dimensions")
+            check_int(dimensions, param="dimensions")
         if user is not None and (not isinstance(user, str) or not 1 <= len(user) <= MAX_USER_CHARS):
             raise InputValidationError(
                 f"user must be a str of 1 to {MAX_USER_CHARS} characters", param="user"
@@ -424,7 +341,7 @@ class ClientCore:
         if idempotency_key is not None and (
             not isinstance(idempotency_key, str)
             or not 1 <= len(idempotency_key) <= 256
-            or not _visible_ascii(idempotency_key)
+            or not visible_ascii(idempotency_key)
         ):
             raise InputValidationError(
                 "idempotency_key must be 1 to 256 printable ASCII characters without spaces "
@@ -437,7 +354,7 @@ class ClientCore:
     def _concurrency(self, concurrency: int | None) -> int:
         if concurrency is None:
             return self.max_concurrency
-        return min(_check_int(concurrency, param="concurrency"), self.max_concurrency)
+        return min(check_int(concurrency, param="concurrency"), self.max_concurrency)
 
     @staticmethod
     def _normalize_all(inputs: Iterable[EmbedInput]) -> list[Item]:
@@ -667,38 +584,3 @@ def unpacked(result: EmbeddingResult) -> EmbeddingResult:
 
 def credits_of(value: object) -> float:
     return value.usage.credits_charged if isinstance(value, EmbeddingResult) else 0.0
-
-
-def parse_models(data: Any) -> list[ModelInfo]:
-    rows = data.get("data") if isinstance(data, dict) else None
-    return [m for m in map(parse_model, rows if isinstance(rows, list) else []) if m]
-
-
-def check_file_id(file_id: object) -> str:
-    if not isinstance(file_id, str) or not file_id or "/" in file_id:
-        raise InputValidationError(f"not a file id: {file_id!r}", param="file_id")
-    return file_id
-
-
-_PURPOSES = ("reference", "first_frame", "last_frame")
-
-
-def upload_form(
-    image: object, purpose: str, metadata: Mapping[str, Any] | None
-) -> tuple[dict[str, Any], dict[str, str]]:
-    if purpose not in _PURPOSES:
-        raise InputValidationError(
-            f"purpose must be one of {', '.join(_PURPOSES)}", param="purpose"
-        )
-    data = encode_image(image, fit=True, param="file")
-    mime = sniff_mime(data) or "application/octet-stream"
-    name = "image." + mime.rsplit("/", 1)[-1]
-    form = {"purpose": purpose}
-    if metadata is not None:
-        try:
-            form["metadata"] = json.dumps(dict(metadata))
-        except (TypeError, ValueError) as exc:
-            raise InputValidationError(
-                f"metadata is not JSON-serialisable: {exc}", param="metadata"
-            ) from None
-    return {"file": (name, data, mime)}, form

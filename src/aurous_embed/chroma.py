@@ -23,10 +23,10 @@ from aurous_embed._adapter import changed_options, check_picklable, refuse_clien
 from aurous_embed._async_client import AsyncAurousClient
 from aurous_embed._client import AurousClient
 from aurous_embed._connections import shared_http_client
-from aurous_embed._core import resolve_base_url
 from aurous_embed._errors import InputValidationError, MissingAPIKeyError
 from aurous_embed._parts import Image, check_batch, images_from_uris
 from aurous_embed._secrets import Secret
+from aurous_embed._settings import resolve_base_url
 
 __all__ = ["AurousEmbeddingFunction", "aadd", "aquery"]
 

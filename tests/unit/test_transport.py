@@ -17,7 +17,7 @@ import pytest
 
 import aurous_embed._connections as http_module
 from aurous_embed import AsyncAurousClient, AurousClient
-from aurous_embed._async_client import _Connections
+from aurous_embed._async_loops import Connections
 from aurous_embed._connections import HTTP_BACKENDS, HTTPBackend
 from tests.unit.conftest import PROXY_VARIABLES, embedding_body
 
@@ -130,7 +130,7 @@ def test_a_proxy_in_the_environment_keeps_requests_on_the_httpx_client(
         with lanes.lease() as lane:
             assert isinstance(lane, httpx.Client)
     for backend in HTTP_BACKENDS:  # aiohttp is not used either: it would not route via the proxy
-        connections = _Connections(5.0, backend, "https://api.test.invalid/v1")
+        connections = Connections(5.0, backend, "https://api.test.invalid/v1")
         assert connections._session is None
         assert isinstance(connections._new_lane(), httpx.AsyncClient)
     monkeypatch.delenv("HTTPS_PROXY")
@@ -142,7 +142,7 @@ def test_a_proxy_in_the_environment_keeps_requests_on_the_httpx_client(
         with lanes.lease() as lane:
             assert isinstance(lane, httpx.HTTPTransport)
     assert isinstance(
-        _Connections(5.0, "httpx", "https://api.test.invalid/v1")._new_lane(),
+        Connections(5.0, "httpx", "https://api.test.invalid/v1")._new_lane(),
         httpx.AsyncHTTPTransport,
     )
 
@@ -159,7 +159,7 @@ async def test_one_tls_context_for_every_pool(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(http_module, "_SSL_CONTEXTS", {})
     monkeypatch.setattr(httpx, "create_ssl_context", counting)
     clients = [AurousClient(API_KEY) for _ in range(3)]
-    connections = _Connections(5.0, "httpx", "https://api.test.invalid/v1")
+    connections = Connections(5.0, "httpx", "https://api.test.invalid/v1")
     lanes = [connections._new_lane() for _ in range(8)]
     assert len(built) == 1
     monkeypatch.setenv("SSL_CERT_FILE", certifi.where())  # a changed CA setting is honoured

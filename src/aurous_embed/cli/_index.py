@@ -114,7 +114,7 @@ def endpoint(args: argparse.Namespace) -> str:
     """Where this run's vectors come from: the embedded emulator, or the API's base URL."""
     if args.emulator:
         return EMBEDDED_EMULATOR
-    from aurous_embed._core import resolve_base_url
+    from aurous_embed._settings import resolve_base_url
 
     return resolve_base_url(args.base_url)
 
