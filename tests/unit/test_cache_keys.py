@@ -14,6 +14,7 @@ import sqlite3
 import struct
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,7 @@ from aurous_embed._cache import (
     WRITE_BATCH,
     PackedVector,
     StatsCounter,
+    _commit_pending,
     _pack,
     _unpack,
     cache_key,
@@ -223,7 +225,7 @@ def packed(values: Sequence[float]) -> bytes:
 
 def test_stats_counter_adds_each_counter_to_its_own_field() -> None:
     stats = StatsCounter()
-    assert stats.snapshot() == CacheStats(0, 0, 0, 0)
+    assert stats.snapshot() == CacheStats(0, 0, 0, 0) == CacheStats()
     stats.add(hits=1)
     stats.add(misses=2, writes=3)
     stats.add(bypassed=4, hits=5)
@@ -247,7 +249,7 @@ def test_open_cache_takes_a_path_or_an_object() -> None:
 
 
 def test_open_cache_opens_sqlite_at_a_path(tmp_path: Path) -> None:
-    for path in (tmp_path / "sub" / "a.sqlite", str(tmp_path / "b.sqlite")):
+    for path in (tmp_path / "sub" / "deeper" / "a.sqlite", str(tmp_path / "b.sqlite")):
         cache = open_cache(path)
         assert isinstance(cache, SQLiteCache)
         assert repr(cache) == f"SQLiteCache({str(path)!r})"
@@ -316,10 +318,12 @@ def test_writes_wait_for_a_full_batch_or_a_second(
     for i in range(WRITE_BATCH - 1):
         cache.put(f"k{i}", [float(i)])
     assert committed() == 0
+    now[0] += 0.5
     cache.put("full", [1.0])  # the 64th pending write commits the batch
     assert committed() == WRITE_BATCH
+    now[0] += 0.6  # 1.1 s after the cache opened, 0.6 s after the last commit
     cache.put("x", [1.0])
-    now[0] += 0.999
+    now[0] += 0.399
     cache.put("y", [1.0])
     assert committed() == WRITE_BATCH
     now[0] += 0.001  # a second after the last commit: this write commits all that waits
@@ -327,4 +331,21 @@ def test_writes_wait_for_a_full_batch_or_a_second(
     assert committed() == WRITE_BATCH + 3
     cache.close()
     cache.close()  # idempotent
+    with pytest.raises(sqlite3.ProgrammingError):
+        cache._db.execute("SELECT 1")  # the connection is closed
     assert WRITE_BATCH == 64
+
+
+def test_a_failed_commit_rolls_back_and_keeps_what_was_pending(tmp_path: Path) -> None:
+    with SQLiteCache(tmp_path / "setup.sqlite"):
+        pass  # creates the table
+    db = sqlite3.connect(tmp_path / "setup.sqlite", isolation_level=None)
+    pending: dict[str, Any] = {"a": b"\x00" * 8, "b": object()}  # the second cannot be stored
+    with pytest.raises(sqlite3.Error):
+        _commit_pending(db, pending)
+    assert not db.in_transaction
+    assert list(pending) == ["a", "b"]
+    assert db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == 0
+    _commit_pending(db, {})  # nothing to do
+    assert not db.in_transaction
+    db.close()

@@ -228,10 +228,14 @@ def test_error_attributes() -> None:
     assert connection.message == "x"
     assert connection.request_id is None
     assert connection.may_have_reached_server is True
+    assert ae.APITimeoutError().may_have_reached_server is True  # a timeout may have run
     assert ae.APITimeoutError(may_have_reached_server=False).may_have_reached_server is False
     assert ae.APIError("y", request_id="req_9").request_id == "req_9"
     budget = ae.BudgetExceededError("over", results=[None], credits_spent=0.5, max_credits=1.0)
     assert (budget.results, budget.credits_spent, budget.max_credits) == ([None], 0.5, 1.0)
+    by_name = ae.BudgetExceededError(message="over", results=[], credits_spent=0, max_credits=0)
+    assert str(by_name) == "over"
+    assert by_name.args == ("over",)
     invalid = ae.InputValidationError("bad", param="p")
     assert (invalid.reason, invalid.param, invalid.index) == ("bad", "p", None)
     moved = invalid.at_index(4)
@@ -247,6 +251,7 @@ def test_error_attributes() -> None:
 def test_batch_embedding_error_text() -> None:
     error = ae.BatchEmbeddingError([None, None, None], {2: ValueError("b"), 0: ValueError("a")})
     assert list(error.errors) == [0, 2]  # in input order
+    assert error.results == [None, None, None]
     assert str(error) == "2 of 3 inputs failed (1 succeeded and are in .results); first: item 0: a"
     empty = ae.BatchEmbeddingError([], {})
     assert str(empty) == "0 of 0 inputs failed (0 succeeded and are in .results)"
