@@ -18,7 +18,15 @@ from typing import Any
 
 import pytest
 
-from aurous_embed import CacheStats, Image, ImageURL, SQLiteCache, Text, VideoURL
+from aurous_embed import (
+    CacheStats,
+    Image,
+    ImageURL,
+    InputValidationError,
+    SQLiteCache,
+    Text,
+    VideoURL,
+)
 from aurous_embed._cache import (
     KEY_VERSION,
     WRITE_BATCH,
@@ -349,3 +357,61 @@ def test_a_failed_commit_rolls_back_and_keeps_what_was_pending(tmp_path: Path) -
     _commit_pending(db, {})  # nothing to do
     assert not db.in_transaction
     db.close()
+
+
+# --- edges found by mutation testing ---------------------------------------------------------------
+
+
+def test_a_stream_that_breaks_while_hashing_is_an_input_error() -> None:
+    stream = io.BytesIO(PNG)
+    stream.close()
+    with pytest.raises(InputValidationError) as info:
+        key((Image(stream),))
+    assert info.value.param == "input"
+    assert "cannot read the image stream" in str(info.value)
+
+
+def test_the_database_settings(tmp_path: Path) -> None:
+    path = tmp_path / "settings.sqlite"
+    with SQLiteCache(path) as cache:
+        assert cache._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA page_size").fetchone()[0] == 16384
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_leaving_the_with_block_commits_and_closes(tmp_path: Path) -> None:
+    path = tmp_path / "with.sqlite"
+    with SQLiteCache(path) as cache:
+        cache.put("a", [1.0])
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == 1
+    with pytest.raises(sqlite3.ProgrammingError):
+        cache._db.execute("SELECT 1")
+
+
+def test_a_failed_commit_raises_the_original_error(tmp_path: Path) -> None:
+    with SQLiteCache(tmp_path / "fail.sqlite"):
+        pass
+    db = sqlite3.connect(tmp_path / "fail.sqlite", isolation_level=None)
+    with pytest.raises(sqlite3.ProgrammingError, match="binding"):  # not a later COMMIT's error
+        _commit_pending(db, {"a": object()})  # type: ignore[dict-item]
+    db.close()
+
+
+def test_get_many_uses_the_caches_own_bulk_lookup() -> None:
+    calls: list[list[str]] = []
+
+    class Bulk:
+        def get(self, key: str) -> None:
+            raise AssertionError("one by one")
+
+        def put(self, key: str, embedding: Sequence[float]) -> None:
+            pass
+
+        def get_many(self, keys: Sequence[str]) -> dict[str, list[float]]:
+            calls.append(list(keys))
+            return {"a": [1.0]}
+
+    assert get_many(Bulk(), ["a", "b"]) == {"a": [1.0]}
+    assert calls == [["a", "b"]]

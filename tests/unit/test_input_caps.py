@@ -450,3 +450,89 @@ def test_other_strs_do_not_warn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         for text in ("notes.txt", "missing.png", "photo.png", "two\nlines.png"):
             document_parts([text])
             document_parts(text)
+
+
+# --- edges found by mutation testing ---------------------------------------------------------------
+
+
+def test_the_batch_hint_says_what_to_do() -> None:
+    reason = refused(normalize_input, ["a", "b"]).reason
+    assert reason.startswith("a list of plain strings is N separate inputs")
+    assert "embed_many([...])" in reason and "Text(...)" in reason
+
+
+def test_a_nested_tuple_is_not_a_part() -> None:
+    error = refused(normalize_input, [Text("a"), ("nested",)])
+    assert error.param == "input[1]"
+    assert error.reason.startswith("nested lists are not parts")
+
+
+def test_base64_with_characters_outside_ascii_is_refused() -> None:
+    error = refused(normalize_input, {"type": "image_url", "image_url": {"b64_json": "AAé="}})
+    assert error.reason == "b64_json is not valid base64"
+    error = refused(image_from_uri, "data:image/png;base64,AAé=")
+    assert error.reason == "data: URI payload is not valid base64"
+
+
+def test_check_batch_names_embed_many_by_default() -> None:
+    assert refused(check_batch, "abc").reason.startswith("embed_many takes a list of inputs")
+    assert refused(check_batch, "abc", "aembed_many").reason.startswith("aembed_many takes")
+
+
+def test_an_https_image_uri_is_checked_as_a_url() -> None:
+    error = refused(image_from_uri, "https://localhost/a.png")
+    assert error.param == "url"
+
+
+def test_data_uri_media_types() -> None:
+    untyped = image_from_uri("data:;base64," + base64.b64encode(PNG).decode())
+    assert isinstance(untyped, Image) and untyped.source == PNG
+    error = refused(image_from_uri, "data:text/plain;charset=utf-8,abc")
+    assert error.reason == "data: URI holds text/plain, not an image"
+
+
+def test_paths_in_images_from_uris_are_taken_as_given() -> None:
+    assert "not a single string" in refused(images_from_uris, Path("a.png")).reason
+    # A path is read when the image is embedded, like a path given as a str.
+    (part,) = images_from_uris([Path("missing.png")])
+    assert isinstance(part, Image) and part.source == Path("missing.png")
+
+
+def test_a_multi_line_text_never_warns_even_if_such_a_file_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("two\nlines.png").write_bytes(PNG)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        document_parts(["two\nlines.png"])
+
+
+def test_the_image_path_warning_points_at_the_callers_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("photo.png").write_bytes(PNG)
+
+    def adapter_method(parts: Any) -> Any:  # what an adapter's embed method does
+        return document_parts(parts)
+
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        line = _line_after()
+        adapter_method(["photo.png"])
+    assert [str(w.message) for w in record] == [
+        "'photo.png' names an image file but is embedded as text; wrap it as "
+        "Image('photo.png') to embed the picture"
+    ]
+    assert record[0].filename == __file__
+    assert record[0].lineno == line
+
+
+def _line_after() -> int:
+    """The number of the line after the caller's."""
+    import inspect
+
+    frame = inspect.currentframe()
+    assert frame is not None and frame.f_back is not None
+    return frame.f_back.f_lineno + 1
