@@ -660,7 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_report(report, list_all=args.list)
         reports.append(report)
 
-    if len(reports) > 1:
+    if reports:
         print("\n| module | mutants | killed | survived | equivalent | score |")
         print("| --- | ---: | ---: | ---: | ---: | ---: |")
         for r in reports:
