@@ -144,7 +144,7 @@ def parse_reset(headers: Mapping[str, str], now: float, *, tpm: bool = False) ->
             value = float(raw)
         except ValueError:
             continue
-        return max(0.0, value - now if value > 1e9 else value)
+        return max(0.0, value - now if value >= 1e9 else value)
     return None
 
 
