@@ -327,7 +327,10 @@ def test_check_batch() -> None:
     assert "not a dict" in refused(check_batch, {"type": "text", "text": "a"}).reason
     for bad in ("abc", b"abc", bytearray(b"abc"), 42):
         error = refused(check_batch, bad, "embed_many")
-        assert error.reason == "embed_many takes a list of inputs; for one input use embed()"
+        assert error.reason == (
+            f"embed_many takes a list of inputs, not a single {type(bad).__name__}; "
+            "for one item pass a list of one"
+        )
         assert error.param == "inputs"
     check_batch(["a"])
     check_batch(iter(["a"]))
@@ -408,7 +411,7 @@ def test_bad_image_uris(uri: object, message: str) -> None:
 
 
 def test_images_from_uris() -> None:
-    assert "not a single string" in refused(images_from_uris, URL).reason
+    assert "not a single str" in refused(images_from_uris, URL).reason
     parts = images_from_uris([URL, Image(PNG), ImageURL(URL), PNG])
     assert parts[:3] == [ImageURL(URL), parts[1], ImageURL(URL)]
     assert isinstance(parts[3], Image) and parts[3].source == PNG
@@ -492,7 +495,9 @@ def test_data_uri_media_types() -> None:
 
 
 def test_paths_in_images_from_uris_are_taken_as_given() -> None:
-    assert "not a single string" in refused(images_from_uris, Path("a.png")).reason
+    assert (
+        f"not a single {type(Path()).__name__}" in refused(images_from_uris, Path("a.png")).reason
+    )
     # A path is read when the image is embedded, like a path given as a str.
     (part,) = images_from_uris([Path("missing.png")])
     assert isinstance(part, Image) and part.source == Path("missing.png")
