@@ -73,7 +73,8 @@ async def test_max_credits_holds_when_answers_are_lost_after_the_charge(
     # Measured on the old client: 21x the limit with every answer lost, 1.1x with half.
     assert charged <= limit + 1e-9
     assert usage.credits_charged + usage.unconfirmed_credits >= charged - 1e-9
-    assert usage.unconfirmed_credits > 0
+    if lost == 1.0:  # with half lost, a retry's replay may confirm every charge (scheduling)
+        assert usage.unconfirmed_credits > 0
 
 
 async def test_a_call_budget_counts_an_unanswered_request_as_spent() -> None:
