@@ -18,7 +18,12 @@ from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
 from llama_index.core.embeddings import MultiModalEmbedding
 from llama_index.core.schema import BaseNode, ImageNode, ImageType, MetadataMode
 
-from aurous_embed._adapter import AdapterClients, adapter_clients, pickled_connection
+from aurous_embed._adapter import (
+    CLIENT_OPTIONS,
+    AdapterClients,
+    adapter_clients,
+    pickled_connection,
+)
 from aurous_embed._config import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
@@ -143,17 +148,7 @@ class AurousEmbedding(MultiModalEmbedding):
             cache_object = None
         super().__init__(model_name=model_name, **kwargs)
         options: dict[str, Any] = {
-            name: getattr(self, name)
-            for name in (
-                "base_url",
-                "api_version",
-                "timeout",
-                "max_retries",
-                "max_concurrency",
-                "cache",
-                "cache_urls",
-                "max_credits",
-            )
+            name: getattr(self, name) for name in CLIENT_OPTIONS if name != "api_key"
         }
         options["cache"] = cache_object if cache_object is not None else self.cache
         if client is not None or async_client is not None:
