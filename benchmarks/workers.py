@@ -16,9 +16,11 @@ Scenarios:
 
 ``--before PATH`` runs every scenario a second time, side by side in the same run, with the
 workers importing ``aurous_embed`` from ``PATH`` (e.g. a checkout of main's ``src``).
+``--machine-shared`` adds the same rows with ``$AUROUS_RATE_LIMIT_DIR`` set (a fresh directory per
+row): the workers then keep one rate-limit model in a file there instead of each their own.
 
 Run: ``python -m benchmarks.workers [--workers 4 16] [--n 200] [--rpm 1200] [--client sync]
-[--scenario together join-leave first-wave] [--before ../main/src]``
+[--scenario together join-leave first-wave] [--before ../main/src] [--machine-shared]``
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,6 +40,8 @@ from typing import Any
 from benchmarks._harness import KEY, Server, machine, serve, table
 
 MODEL = "aurous-embed-vision-1.0"
+#: A "src" that names a directory for $AUROUS_RATE_LIMIT_DIR instead (the --machine-shared rows).
+SHARED = "machine-shared:"
 LATENCY = 0.1
 BURST = 120  # the emulator's default burst
 
@@ -107,6 +112,9 @@ def run_workers(
 ) -> list[dict[str, Any]]:
     """Start every worker (imports done before the common start), wait, collect their reports."""
     env = dict(os.environ)
+    if src is not None and src.startswith(SHARED):
+        env["AUROUS_RATE_LIMIT_DIR"] = src.removeprefix(SHARED)
+        src = None
     if src is not None:
         env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     # room for every interpreter to start and import on 2 CPUs before the common start
@@ -164,6 +172,8 @@ def summarise(reports: list[dict[str, Any]], total: int, rate: float) -> dict[st
         "429": limited,
         "share429": limited / max(1, len(statuses)),
         "failures": sum(r["failures"] for r in reports),
+        # the last worker to finish against the first (equal work: equal shares make it 1)
+        "spread": wall / max(1e-9, min(r["end"] for r in reports) - t0),
     }
 
 
@@ -237,6 +247,8 @@ def first_wave(versions: list[tuple[str, str | None]]) -> None:
         rate = rpm / 60
         for client in ("sync", "async"):
             for label, src in versions:
+                if label == "machine-shared":
+                    continue  # one process: nothing to share
                 options = ("--rpm", str(rpm), "--rpm-burst", str(burst), "--latency", str(LATENCY))
                 with serve(*options, "--tpm", "1e12", "--credits", "1e12") as server:
                     plan = [Worker(0, n, 0.0)]
@@ -294,6 +306,11 @@ def main() -> None:
         default=["together"],
     )
     parser.add_argument("--before", help="a src/ directory to run the 'before' rows from")
+    parser.add_argument(
+        "--machine-shared",
+        action="store_true",
+        help="also run each row with $AUROUS_RATE_LIMIT_DIR set (one model for the machine)",
+    )
     args = parser.parse_args()
     if args.worker is not None:
         args.index = args.worker
@@ -308,6 +325,8 @@ def main() -> None:
     versions: list[tuple[str, str | None]] = [("this branch", None)]
     if args.before:
         versions.insert(0, ("before", os.path.abspath(args.before)))
+    if args.machine_shared:
+        versions.append(("machine-shared", None))
     rows = []
     if "first-wave" in args.scenario:
         first_wave(versions)
@@ -317,6 +336,8 @@ def main() -> None:
         counts = args.workers if scenario == "together" else [0]
         for count in counts:
             for label, src in versions:
+                if label == "machine-shared":
+                    src = SHARED + tempfile.mkdtemp(prefix="aurous-pacer-")
                 # a fresh emulator per row: every row starts from a full bucket
                 options = ("--rpm", str(args.rpm), "--latency", str(LATENCY))
                 with serve(*options, "--tpm", "1e12", "--credits", "1e12") as server:
@@ -337,6 +358,7 @@ def main() -> None:
                         result["sent"],
                         f"{result['429']} ({100 * result['share429']:.1f}%)",
                         result["failures"],
+                        result["spread"],
                     ]
                 )
                 print(f"  {name}, {label}: {result}", flush=True)
@@ -354,6 +376,7 @@ def main() -> None:
             "requests",
             "429s",
             "failures",
+            "last ÷ first worker done",
         ],
         rows,
     )

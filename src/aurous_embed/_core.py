@@ -45,7 +45,8 @@ from aurous_embed._errors import (
 )
 from aurous_embed._http import APIResponse, Pacing
 from aurous_embed._images import IMAGES_EXTRA_HINT
-from aurous_embed._pacing import Pacer, shared_pacer
+from aurous_embed._machine_pacer import process_pacer
+from aurous_embed._pacing import Pacer
 from aurous_embed._parts import (
     EmbedInput,
     Normalized,
@@ -225,10 +226,11 @@ class ClientCore:
             clock=clock or SystemClock(),
         )
         self._usage = UsageCounter()
-        # One model of the team's buckets per process (see shared_pacer); a client on an injected
-        # clock keeps its own, as its times mean nothing to the others.
+        # One model of the team's buckets per process, or per machine when the user names a
+        # directory (see process_pacer); a client on an injected clock keeps its own, as its
+        # times mean nothing to the others.
         real_time = clock is None or type(clock) is SystemClock
-        self._pacer = shared_pacer(self.base_url, secret) if real_time else Pacer()
+        self._pacer = process_pacer(self.base_url, secret) if real_time else Pacer()
         # A cache opened from a path is ours to close (when the last client sharing it closes).
         self._cache_handle = _CacheHandle(open_cache(cache), isinstance(cache, (str, os.PathLike)))
         self._cache = self._cache_handle.cache

@@ -1,0 +1,252 @@
+"""One rate-limit model for every process on a machine, kept in a small locked file.
+
+Without it each process paces from the server's headers alone (see :mod:`aurous_embed._pacing`):
+that keeps the team's total at the limit, but shares follow what each process drew, so whoever
+started first keeps more. When the user names a directory (``$AUROUS_RATE_LIMIT_DIR``), every
+process on the machine with the same key and base URL keeps the *whole* :class:`Pacer` state in one
+file there: each reservation and each answer reads it, applies the same logic as a single process
+would, and writes it back under an exclusive lock. The machine then behaves as one process: requests
+are granted as tokens refill, to whichever process asks next, so equal demand gets equal shares, and
+the cooperative inference still works against other machines on the key.
+
+Why a file and ``fcntl``/``msvcrt`` rather than a library (``filelock``, SQLite): the core depends on
+httpx only, the state is a few hundred bytes, and the lock is held for microseconds. The file holds
+no key: its name is a digest of the base URL and key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Hashable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from aurous_embed._pacing import PROBE_POLL, PROBE_REQUESTS, Pacer, Ticket, _Bucket, shared_pacer
+from aurous_embed._secrets import Secret
+
+#: Names the directory where processes on this machine share their rate-limit model (unset: each
+#: process paces on its own, cooperatively from the headers). [Project decision: opt-in, by
+#: environment, so worker processes started by any framework inherit it.]
+RATE_LIMIT_DIR_ENV = "AUROUS_RATE_LIMIT_DIR"
+#: A state last written longer ago than this (wall clock) is stale: start from nothing.
+STALE_AFTER = 3600.0
+
+#: A queued process that has not asked again this long after its wait ended has left the queue
+#: (it got its token elsewhere, gave up, or was killed).
+QUEUE_GRACE = 1.0
+
+#: The Pacer's own fields that the machine shares (its buckets and counters; not its thread lock).
+_FIELDS = (
+    "_requests_spent",
+    "_tokens_spent",
+    "_requests_refunded",
+    "_tokens_refunded",
+    "_blocked_until",
+    "_answered",
+    "_probe_started",
+    "_last_grant",
+)
+
+
+class MachinePacer(Pacer):
+    """A :class:`Pacer` whose state lives in ``path``, shared by every process that opens it.
+
+    Times are the callers' monotonic clock, which is system-wide (Linux ``CLOCK_MONOTONIC``, macOS
+    and Windows alike); a state written before a reboot, or more than ``STALE_AFTER`` ago, is
+    dropped. A process that forks reopens the file (the child must not share the parent's lock).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, probe: int = PROBE_REQUESTS) -> None:
+        super().__init__(probe=probe)
+        self.path = Path(path)
+        self._file_lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid = -1
+        #: processes waiting for a token: who -> (waiting since, gone unless it asks again by)
+        self._queue: dict[str, tuple[float, float]] = {}
+
+    def _identity(self) -> str:
+        return f"{os.getpid()}-{id(self):x}"
+
+    def reserve(
+        self, tokens: float, now: float, *, waited: float = 0.0
+    ) -> tuple[float, Ticket | None]:
+        """As :meth:`Pacer.reserve`, but processes take turns: a process refused a token joins
+        the machine's queue, and a token goes to the process that has waited longest, so equal
+        demand gets equal shares (whoever hears an answer first would otherwise take the token
+        the answer shows, and the busiest process would get busier)."""
+        with self._shared(now):
+            me = self._identity()
+            queue = {k: v for k, v in self._queue.items() if v[1] >= now}
+            since = queue.get(me, (now, now))[0]
+            ahead = sum(1 for k, v in queue.items() if k != me and v[0] < since)
+            if ahead:
+                spacing = 1.0 / self._requests.rate if self._requests.rate > 0 else PROBE_POLL
+                wait, ticket = max(PROBE_POLL, ahead * spacing), None
+            else:
+                wait, ticket = super().reserve(tokens, now, waited=waited)
+            if ticket is None:
+                queue[me] = (since, now + wait + QUEUE_GRACE)
+            else:
+                queue.pop(me, None)
+            self._queue = queue
+            return wait, ticket
+
+    def observe(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        ticket: Ticket | None,
+        now: float,
+        epoch: float,
+    ) -> None:
+        with self._shared(now):
+            super().observe(status, headers, ticket, now, epoch)
+
+    @property
+    def shares(self) -> tuple[float, float]:
+        with self._shared(None):
+            return super().shares
+
+    def close(self) -> None:
+        with self._file_lock:
+            if self._fd is not None and self._pid == os.getpid():
+                os.close(self._fd)
+            self._fd = None
+
+    @contextlib.contextmanager
+    def _shared(self, now: float | None) -> Iterator[None]:
+        """Hold the machine's lock, with the machine's state loaded; write it back after."""
+        with self._file_lock:
+            fd = self._open()
+            _lock(fd)
+            try:
+                self._load(os.pread(fd, 1 << 16, 0), now)
+                yield
+                if now is not None:
+                    data = self._dump()
+                    os.pwrite(fd, data, 0)
+                    os.ftruncate(fd, len(data))
+            finally:
+                _unlock(fd)
+
+    def _open(self) -> int:
+        if self._fd is None or self._pid != os.getpid():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+    def _load(self, raw: bytes, now: float | None) -> None:
+        try:
+            state = json.loads(raw) if raw else None
+        except ValueError:
+            state = None  # a writer killed mid-write: the model is a guess, start again
+        if not isinstance(state, dict) or not self._fresh(state, now):
+            self._reset()
+            return
+        try:
+            for name in _FIELDS:
+                setattr(self, name, state[name])
+            self._requests = _bucket(state["requests"])
+            self._tokens = _bucket(state["tokens"])
+            self._queue = {str(k): (float(v[0]), float(v[1])) for k, v in state["queue"].items()}
+        except (KeyError, TypeError, ValueError):
+            self._reset()
+
+    def _fresh(self, state: dict[str, Any], now: float | None) -> bool:
+        written = state.get("written")
+        at = state.get("monotonic")
+        if not isinstance(written, (int, float)) or not isinstance(at, (int, float)):
+            return False
+        if time.time() - written > STALE_AFTER:
+            return False
+        return now is None or at <= now + 1.0  # a later monotonic time: written before a reboot
+
+    def _reset(self) -> None:
+        fresh = Pacer(probe=self._probe)
+        for name in _FIELDS:
+            setattr(self, name, getattr(fresh, name))
+        self._requests, self._tokens = _Bucket(), _Bucket()
+        self._queue = {}
+
+    def _dump(self) -> bytes:
+        state: dict[str, Any] = {name: getattr(self, name) for name in _FIELDS}
+        state["requests"] = _fields(self._requests)
+        state["tokens"] = _fields(self._tokens)
+        state["queue"] = self._queue
+        state["written"] = time.time()
+        state["monotonic"] = max(self._requests.at, self._tokens.at, self._last_grant or 0.0)
+        return json.dumps(state, separators=(",", ":")).encode()
+
+
+def _fields(bucket: _Bucket) -> dict[str, Any]:
+    # (not dataclasses.asdict: it deep-copies, and this runs on every request)
+    return {f.name: getattr(bucket, f.name) for f in _BUCKET_FIELDS}
+
+
+_BUCKET_FIELDS = dataclasses.fields(_Bucket)
+
+
+def _bucket(fields: dict[str, Any]) -> _Bucket:
+    bucket = _Bucket(**fields)
+    if bucket.anchor is not None:
+        bucket.anchor = tuple(bucket.anchor)  # type: ignore[assignment]  # JSON gives a list
+    return bucket
+
+
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _lock(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_LOCK, 1 << 16)
+
+    def _unlock(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1 << 16)
+
+else:
+    import fcntl
+
+    def _lock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+_MACHINE_PACERS: dict[tuple[Path, str], MachinePacer] = {}
+_MACHINE_PACERS_LOCK = threading.Lock()
+
+
+def process_pacer(base_url: str, api_key: Hashable) -> Pacer:
+    """The model of the buckets behind ``api_key`` at ``base_url`` that this process paces with:
+    shared by the machine's processes when ``$AUROUS_RATE_LIMIT_DIR`` names a directory, else this
+    process's own (:func:`~aurous_embed._pacing.shared_pacer`)."""
+    directory = os.environ.get(RATE_LIMIT_DIR_ENV, "").strip()
+    if not directory:
+        return shared_pacer(base_url, api_key)
+    key = api_key.reveal() if isinstance(api_key, Secret) else str(api_key)
+    digest = hashlib.sha256(f"{base_url}\n{key}".encode()).hexdigest()[:32]
+    where = (Path(directory).expanduser().resolve(), digest)
+    with _MACHINE_PACERS_LOCK:
+        pacer = _MACHINE_PACERS.get(where)
+        if pacer is None:
+            pacer = _MACHINE_PACERS[where] = MachinePacer(where[0] / f"pacer-{digest}.json")
+        return pacer
+
+
+def forget_machine_pacers() -> None:
+    """Close and forget every machine-shared model of this process (the files stay)."""
+    with _MACHINE_PACERS_LOCK:
+        for pacer in _MACHINE_PACERS.values():
+            pacer.close()
+        _MACHINE_PACERS.clear()
