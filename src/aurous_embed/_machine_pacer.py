@@ -28,6 +28,7 @@ from collections.abc import Hashable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from aurous_embed._errors import InputValidationError
 from aurous_embed._pacing import PROBE_POLL, PROBE_REQUESTS, Pacer, Ticket, _Bucket, shared_pacer
 from aurous_embed._secrets import Secret
 
@@ -240,7 +241,17 @@ def process_pacer(base_url: str, api_key: Hashable) -> Pacer:
     with _MACHINE_PACERS_LOCK:
         pacer = _MACHINE_PACERS.get(where)
         if pacer is None:
-            pacer = _MACHINE_PACERS[where] = MachinePacer(where[0] / f"pacer-{digest}.json")
+            pacer = MachinePacer(where[0] / f"pacer-{digest}.json")
+            try:  # a directory that cannot hold the file is said now, not at the first request
+                with pacer._file_lock:
+                    pacer._open()
+            except OSError as exc:
+                raise InputValidationError(
+                    f"cannot keep the shared rate-limit file in {str(where[0])!r}: "
+                    f"{exc.strerror or exc}",
+                    param=RATE_LIMIT_DIR_ENV,
+                ) from None
+            _MACHINE_PACERS[where] = pacer
         return pacer
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from aurous_embed import AurousClient
+from aurous_embed import AurousClient, InputValidationError
 from aurous_embed._machine_pacer import (
     RATE_LIMIT_DIR_ENV,
     STALE_AFTER,
@@ -183,3 +183,15 @@ def test_a_forked_child_opens_its_own_lock(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.undo()
     assert parent_fd is not None
     os.close(parent_fd)
+
+
+@pytest.mark.parametrize("problem", ["a file", "below a file"])
+def test_a_directory_that_cannot_hold_the_file_is_refused_at_construction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, problem: str
+) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    target = tmp_path / "file" if problem == "a file" else tmp_path / "file" / "sub"
+    monkeypatch.setenv(RATE_LIMIT_DIR_ENV, str(target))
+    with pytest.raises(InputValidationError, match=RATE_LIMIT_DIR_ENV) as caught:
+        AurousClient(KEY, base_url="http://127.0.0.1:9/v1")
+    assert KEY not in str(caught.value)
