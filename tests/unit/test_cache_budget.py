@@ -48,6 +48,17 @@ def make(api: FakeAPI, clock: FakeClock, **kwargs: object) -> AurousClient:
     )  # type: ignore[arg-type]
 
 
+def make_async(api: FakeAPI, clock: FakeClock, **kwargs: object) -> AsyncAurousClient:
+    api.default = numbered
+    return AsyncAurousClient(
+        API_KEY,
+        base_url=BASE_URL,
+        clock=clock,
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(api)),
+        **kwargs,
+    )  # type: ignore[arg-type]
+
+
 def test_second_run_sends_nothing_and_costs_nothing(
     api: FakeAPI, clock: FakeClock, tmp_path: Path
 ) -> None:
@@ -260,6 +271,56 @@ def test_client_budget_spans_calls_and_counts_actual_charges(
         assert info.value.credits_spent == pytest.approx(0.000975)
         assert len(api.requests) == 2
         client.embed("tiny")  # 1 token, 0.00001875: still fits
+        assert client.usage.credits_charged == pytest.approx(0.00099375)
+        assert client.max_credits == 0.0010
+
+
+async def test_async_call_budget_stops_before_overspending(api: FakeAPI, clock: FakeClock) -> None:
+    async with make_async(api, clock) as client:
+        api.default = charged_at_documented_rates
+        with pytest.raises(BudgetExceededError) as info:
+            await client.embed_many(
+                [TEXT_100 + str(i) for i in range(10)], max_credits=0.0025, concurrency=1
+            )
+        error = info.value
+        assert len(api.requests) == 5  # 5 x 0.0004875 = 0.0024375; a sixth would pass 0.0025
+        assert error.credits_spent == pytest.approx(5 * 0.0004875)
+        assert client.usage.credits_charged <= 0.0025
+    assert sum(r is not None for r in error.results) == 5
+    assert error.max_credits == 0.0025
+
+
+async def test_async_budget_is_never_exceeded_under_concurrency(
+    api: FakeAPI, clock: FakeClock
+) -> None:
+    async with make_async(api, clock) as client:
+        api.default = charged_at_documented_rates
+        with pytest.raises(BudgetExceededError):
+            await client.embed_many(
+                [TEXT_100 + str(i % 10) for i in range(200)], max_credits=0.01, concurrency=16
+            )
+        assert client.usage.credits_charged <= 0.01
+        assert len(api.requests) == 20  # in-flight requests hold their estimate: exactly 20 fit
+
+
+async def test_async_client_budget_spans_calls_and_counts_actual_charges(
+    api: FakeAPI, clock: FakeClock
+) -> None:
+    async with make_async(api, clock, max_credits=0.0010) as client:
+        api.default = charged_at_documented_rates
+        await client.embed(TEXT_100 + "a")
+        await client.embed_many([TEXT_100 + "b"])  # 0.000975 spent across two calls
+        with pytest.raises(BudgetExceededError) as info:
+            await client.embed(TEXT_100 + "c")  # another 0.0004875 would pass 0.0010
+        assert info.value.credits_spent == pytest.approx(0.000975)
+        stream = client.embed_iter([TEXT_100 + "d", "tiny"], return_exceptions=True)
+        out = [x async for x in stream]  # a budget stop: each item not sent gets a copy of it
+        assert [(type(e), e.index, e.skipped) for e in out] == [  # type: ignore[union-attr]
+            (BudgetExceededError, 0, False),
+            (BudgetExceededError, 1, True),
+        ]
+        assert len(api.requests) == 2
+        await client.embed("tiny")  # 1 token, 0.00001875: still fits
         assert client.usage.credits_charged == pytest.approx(0.00099375)
         assert client.max_credits == 0.0010
 
