@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import httpx
 
-from aurous_embed._batch import AsyncOutcomes, Controller, ProgressCallback, run_async
+from aurous_embed._batch import AsyncOutcomes, Controller, ProgressCallback, Window, run_async
 from aurous_embed._cache import EmbeddingCache
 from aurous_embed._config import (
     DEFAULT_MAX_CONCURRENCY,
@@ -234,8 +234,10 @@ class AsyncAurousClient(AsyncFlavour):
     ) -> AsyncOutcomes[EmbeddingResult]:
         limit = self._concurrency(concurrency)
         scope = CallScope()
-        call = CallOptions(
-            call.model, call.dimensions, call.user, call.budget, Controller(limit), scope
+        controller = Controller(limit)
+        call = CallOptions(call.model, call.dimensions, call.user, call.budget, controller, scope)
+        window: Window[Item, EmbeddingResult] = Window(
+            limit, controller, self._prefetch(call), total, on_progress, credits_of
         )
 
         async def work(_: int, item: Item) -> EmbeddingResult:
@@ -243,17 +245,7 @@ class AsyncAurousClient(AsyncFlavour):
 
         # The caller stopped early (Ctrl-C, an exception, closing the stream): no retries, and this
         # call's requests in flight are cut short so the workers end now.
-        return run_async(
-            items,
-            work,
-            concurrency=limit,
-            controller=call.controller,
-            prefetch=self._prefetch(call),
-            total=total,
-            on_progress=on_progress,
-            cost=credits_of,
-            on_abort=scope.stop,
-        )
+        return run_async(window, items, work, on_abort=scope.stop)
 
     @overload
     async def embed_many(

@@ -161,6 +161,12 @@ class Window(Generic[T, R]):
         # Results finish out of order: cap how far ahead of the consumer the workers may run.
         return max(4 * self.concurrency, PREFETCH_CHUNK if self.prefetch else CHUNK)
 
+    def workers(self) -> int:
+        """How many workers a driver starts: ``concurrency``, or fewer for fewer inputs."""
+        return max(
+            1, min(self.concurrency, self.total if self.total is not None else self.concurrency)
+        )
+
     def next_work(self) -> tuple[int, T] | _Signal | None:
         """An item to send; ``_WAIT``; ``_PULL`` (feed more inputs first); or ``None`` (exit)."""
         if self.stopped:
@@ -268,18 +274,13 @@ class Window(Generic[T, R]):
 
 
 def run_sync(
+    window: Window[T, R],
     items: Iterable[T],
     work: Callable[[int, T], R],
     *,
-    concurrency: int,
-    controller: Controller | None = None,
-    prefetch: Prefetch[T, R] | None = None,
-    total: int | None = None,
-    on_progress: ProgressCallback | None = None,
-    cost: Callable[[object], float] = lambda _: 0.0,
     on_abort: Callable[[], None] | None = None,
 ) -> Outcomes[R]:
-    """Run ``work(index, item)`` over ``items`` on at most ``concurrency`` threads, in input order.
+    """Run ``work(index, item)`` over ``items`` on at most ``window.concurrency`` threads.
 
     Outcomes come back in input order; the iterable is consumed lazily. If the consumer stops
     early (an exception such as KeyboardInterrupt, or closing the generator), no new work starts,
@@ -287,8 +288,6 @@ def run_sync(
     for at most ``ABORT_JOIN`` seconds (they are daemon threads: a request that cannot be cut short
     never holds the process).
     """
-    ctl = controller or Controller(concurrency)
-    window: Window[T, R] = Window(concurrency, ctl, prefetch, total, on_progress, cost)
     source = iter(items)
     lock = threading.Lock()
     can_work = threading.Condition(lock)
@@ -329,7 +328,7 @@ def run_sync(
                 if wake_consumer:
                     can_take.notify()
 
-    count = max(1, min(concurrency, total if total is not None else concurrency))
+    count = window.workers()
     threads: list[threading.Thread] = []
 
     def start_workers() -> None:
@@ -341,7 +340,7 @@ def run_sync(
             for thread in threads:
                 thread.start()
 
-    if prefetch is None:
+    if window.prefetch is None:
         start_workers()
     # With a prefetch (the cache), workers start at the first input it cannot answer: a batch of
     # cache hits runs in the caller's thread alone.
@@ -385,24 +384,17 @@ def run_sync(
 
 
 async def run_async(
+    window: Window[T, R],
     items: Iterable[T] | AsyncIterable[T],
     work: Callable[[int, T], Awaitable[R]],
     *,
-    concurrency: int,
-    controller: Controller | None = None,
-    prefetch: Prefetch[T, R] | None = None,
-    total: int | None = None,
-    on_progress: ProgressCallback | None = None,
-    cost: Callable[[object], float] = lambda _: 0.0,
     on_abort: Callable[[], None] | None = None,
 ) -> AsyncOutcomes[R]:
-    """The async twin of :func:`run_sync`: at most ``concurrency`` worker tasks.
+    """The async twin of :func:`run_sync`: at most ``window.concurrency`` worker tasks.
 
     Cancelling the consumer (or closing the generator early) calls ``on_abort`` and cancels the
     requests in flight.
     """
-    ctl = controller or Controller(concurrency)
-    window: Window[T, R] = Window(concurrency, ctl, prefetch, total, on_progress, cost)
     sync_source = iter(items) if isinstance(items, Iterable) else None
     async_source = aiter(items) if sync_source is None else None  # type: ignore[arg-type]
     lock = asyncio.Lock()
@@ -451,7 +443,7 @@ async def run_async(
                 if wake_consumer:
                     can_take.notify()
 
-    count = max(1, min(concurrency, total if total is not None else concurrency))
+    count = window.workers()
     tasks = [asyncio.ensure_future(worker()) for _ in range(count)]
     finished = False
     try:

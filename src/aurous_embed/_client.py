@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import httpx
 
-from aurous_embed._batch import Controller, Outcomes, ProgressCallback, run_sync
+from aurous_embed._batch import Controller, Outcomes, ProgressCallback, Window, run_sync
 from aurous_embed._cache import EmbeddingCache
 from aurous_embed._config import (
     DEFAULT_MAX_CONCURRENCY,
@@ -225,8 +225,10 @@ class AurousClient(SyncFlavour):
     ) -> Outcomes[EmbeddingResult]:
         limit = self._concurrency(concurrency)
         scope = CallScope()
-        call = CallOptions(
-            call.model, call.dimensions, call.user, call.budget, Controller(limit), scope
+        controller = Controller(limit)
+        call = CallOptions(call.model, call.dimensions, call.user, call.budget, controller, scope)
+        window: Window[Item, EmbeddingResult] = Window(
+            limit, controller, self._prefetch(call), total, on_progress, credits_of
         )
 
         def work(_: int, item: Item) -> EmbeddingResult:
@@ -234,17 +236,7 @@ class AurousClient(SyncFlavour):
 
         # The caller stopped early (Ctrl-C, an exception, closing the stream): no retries, and this
         # call's requests in flight are cut short so the workers end now.
-        return run_sync(
-            items,
-            work,
-            concurrency=limit,
-            controller=call.controller,
-            prefetch=self._prefetch(call),
-            total=total,
-            on_progress=on_progress,
-            cost=credits_of,
-            on_abort=scope.stop,
-        )
+        return run_sync(window, items, work, on_abort=scope.stop)
 
     @overload
     def embed_many(
