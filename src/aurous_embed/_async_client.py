@@ -1,24 +1,18 @@
+# The source of _client.py: `python scripts/unasync.py` generates the synchronous client from this
+# file (CI fails when _client.py is stale). What truly differs between the two clients is written
+# by hand in _flavours.py; the few lines the async client alone has are in the script's table.
 """``AsyncAurousClient``: the asynchronous client (the pipeline lives in :mod:`aurous_embed._core`)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterable,
-    AsyncIterator,
-    Iterable,
-    Mapping,
-    Sequence,
-)
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import httpx
 
-from aurous_embed._async_loops import Loops, LoopState, image_workers
-from aurous_embed._batch import Controller, Outcome, ProgressCallback, run_async
+from aurous_embed._batch import AsyncOutcomes, Controller, ProgressCallback, Window, run_async
 from aurous_embed._cache import EmbeddingCache
 from aurous_embed._config import (
     DEFAULT_MAX_CONCURRENCY,
@@ -26,15 +20,12 @@ from aurous_embed._config import (
     DEFAULT_MODEL,
     DEFAULT_TIMEOUT,
 )
-from aurous_embed._connections import (
-    HTTPBackend,
-    check_http_backend,
-)
-from aurous_embed._core import CallOptions, ClientCore, Item, credits_of, unpacked
-from aurous_embed._errors import AurousError, InputValidationError
+from aurous_embed._connections import HTTPBackend
+from aurous_embed._core import CallOptions, Item, credits_of, unpacked
+from aurous_embed._errors import AurousError
 from aurous_embed._files import check_file_id, parse_models, upload_form
-from aurous_embed._http import AsyncRequester
-from aurous_embed._parts import EmbedInput, check_batch, has_local_image, normalize_input
+from aurous_embed._flavours import AsyncFlavour, AsyncItems
+from aurous_embed._parts import EmbedInput, check_batch, normalize_input
 from aurous_embed._progress import progress_callback
 from aurous_embed._retry import Clock
 from aurous_embed._scopes import CallScope, ChargeRisk
@@ -58,19 +49,40 @@ if TYPE_CHECKING:
     from aurous_embed._client import AurousClient
 
 
-class AsyncAurousClient(ClientCore):
-    """Asynchronous client; the same parameters and method names as :class:`AurousClient`, plus:
+class AsyncAurousClient(AsyncFlavour):
+    """Asynchronous client of the Aurous embeddings API.
 
     Args:
+        api_key: the key (``al_live_...``); defaults to ``$AUROUS_API_KEY``. Sent as ``X-Api-Key``,
+            never over plain http to a host that is not loopback.
+        base_url: API base including ``/v1``; defaults to ``$AUROUS_BASE_URL`` or production.
+        model: default model slug, passed through unchanged.
+        api_version: ``Aurous-Version`` pin (``YYYY-MM-DD``); defaults to ``$AUROUS_API_VERSION``.
+        timeout: seconds per attempt.
+        max_retries: retries (not attempts) of one call on 429/5xx/timeouts.
+        max_concurrency: upper bound of requests in flight in ``embed_many``/``embed_iter``.
+        http_client: an ``httpx.AsyncClient`` to use (tests pass one with a ``MockTransport``); it
+            stays the caller's to close.
+        cache: a path (SQLite file, shared safely by threads and processes) or an object with
+            ``get(key)``/``put(key, vector)``. Hits send nothing and cost nothing.
+        cache_urls: also cache inputs with URL parts, keyed by URL (off: a URL's content can change).
+        max_credits: a client-wide budget; a request that could exceed it is not sent.
+        clock: time source for retry and pacing waits (tests pass a fake).
         http_backend: which library carries the requests of the client's own connections.
             ``"auto"`` (default): aiohttp when it is installed (extra ``speedups``; about 40% less
             client CPU per request, see :mod:`aurous_embed._aiohttp`), else httpx. ``"httpx"`` or
             ``"aiohttp"`` to choose. The same requests, errors and retries either way; httpx
             whenever the environment names a proxy. Not used with ``http_client=``.
+        replay_identical: derive each request's idempotency key from the request itself (endpoint,
+            version pin and body) instead of a random one: sending the same request again within
+            the API's 24 h idempotency window (a rerun of an interrupted job, another process) is
+            a free replay of the first answer. ``aurous-embed index`` uses it.
+
+    ``embed_iter`` also takes an async iterable of inputs; iterate its results with ``async for``.
 
     Example:
         >>> async with AsyncAurousClient() as client:  # doctest: +SKIP
-        ...     results = await client.embed_many(["first chunk", "second chunk"])
+        ...     result = await client.embed("a leather messenger bag")
     """
 
     def __init__(
@@ -105,40 +117,21 @@ class AsyncAurousClient(ClientCore):
             clock=clock,
             replay_identical=replay_identical,
         )
-        self.http_backend = check_http_backend(http_backend)
-        if http_client is not None and http_backend == "aiohttp":
-            raise InputValidationError(
-                'http_backend="aiohttp" and http_client= are exclusive (requests go through '
-                "the http_client you pass)",
-                param="http_backend",
-            )
-        self._requester = AsyncRequester(self._settings, timeout=self.timeout)
-        self._loops = Loops(
-            timeout=self.timeout,
-            backend=self.http_backend,
-            base_url=self.base_url,
-            max_concurrency=self.max_concurrency,
-            user_http=http_client,
-            scopes=self._requester.scopes,
-        )
-        self._requester.lease = self._loops.lease
-
-    async def _for_loop(self) -> LoopState:
-        """This event loop's connections and slots (see ``Loops.here``)."""
-        return await self._loops.here()
+        self._connect(http_client, http_backend)
 
     async def close(self) -> None:
-        """Close the client: calls still running stop (on every event loop; what they have in
-        flight is cut short and nothing more is sent; their items fail with
-        ``ClientClosedError``), later calls raise ``ClientClosedError``. Closes the connections
-        (not a caller's ``http_client``) and a cache opened from a path. Idempotent."""
-        self._requester.scopes.close()
-        await self._loops.close()
+        """Close the client: calls still running stop (what they have in flight is cut short and
+        nothing more is sent; their items fail with ``ClientClosedError``), later calls raise
+        ``ClientClosedError``. Closes the connections (not a caller's ``http_client``) and a cache
+        opened from a path. Idempotent."""
+        await self._close_connections()
         self._close_cache()
 
     def to_sync(self) -> AurousClient:
-        """An :class:`AurousClient` with this client's settings sharing its cache, budget and
-        ``usage`` totals; see :meth:`AurousClient.to_async`."""
+        """An :class:`AurousClient` with this client's settings that shares its cache, its
+        ``max_credits`` budget and its ``usage`` totals (and, like every client with the same key
+        and base URL, its model of the rate limits): one logical client for sync and async code.
+        Close both; a cache opened from a path closes with the last of them."""
         from aurous_embed._client import AurousClient
 
         twin = AurousClient(**self._twin_options())
@@ -156,6 +149,8 @@ class AsyncAurousClient(ClientCore):
     ) -> None:
         await self.close()
 
+    # --- the pipeline for one input ------------------------------------------------------------
+
     async def _run(
         self, item: Item, call: CallOptions, idempotency_key: str | None = None
     ) -> EmbeddingResult:
@@ -172,15 +167,8 @@ class AsyncAurousClient(ClientCore):
         charged = 0.0
         risk = ChargeRisk()
         try:
-            if has_local_image(item.value):
-                # Reading, decoding and re-encoding an image can take seconds of CPU: off the
-                # event loop, which keeps serving the other requests (and their deadlines).
-                body = await asyncio.get_running_loop().run_in_executor(
-                    image_workers(), self._embed_body, item.value, call
-                )
-            else:
-                body = self._embed_body(item.value, call)
-            async with (await self._for_loop()).slots:
+            body = await self._encode(item.value, call)
+            async with await self._request_slots():
                 response = await self._requester.request(
                     "POST",
                     "/embeddings",
@@ -198,6 +186,8 @@ class AsyncAurousClient(ClientCore):
         self._store(item, result)
         return result
 
+    # --- public methods --------------------------------------------------------------------------
+
     async def embed(
         self,
         input: EmbedInput,
@@ -208,7 +198,25 @@ class AsyncAurousClient(ClientCore):
         idempotency_key: str | None = None,
         max_credits: float | None = None,
     ) -> EmbeddingResult:
-        """Embed ONE input into ONE vector; see :meth:`AurousClient.embed`."""
+        """Embed ONE input into ONE vector.
+
+        Args:
+            input: a ``str``; one part (``Text``, ``Image``, ``ImageURL``, ``VideoURL``); or a list
+                of parts the API combines, in order, into one vector. A list of plain strings is
+                refused: N strings are N inputs (``embed_many``).
+            model: model slug for this call.
+            dimensions: validated by the API against the model's supported set.
+            user: end-user tag stored with the request.
+            idempotency_key: reuse a key to make a repeated call a free replay; by default a uuid4
+                per call, the same on every retry.
+            max_credits: refuse to send if this input could cost more.
+
+        Raises:
+            InputValidationError: the input breaks a documented rule (nothing was sent).
+            APIStatusError: the API refused (a subclass per status/code); see ``aurous_embed``.
+            APIConnectionError: no answer after all retries.
+            BudgetExceededError: the input could take spending over ``max_credits``.
+        """
         call = self._call(model, dimensions, user, max_credits, idempotency_key)
         try:
             return await self._run(Item(normalize_input(input)), call, idempotency_key)
@@ -217,31 +225,27 @@ class AsyncAurousClient(ClientCore):
 
     def _engine(
         self,
-        items: Iterable[Item] | AsyncIterable[Item],
+        items: AsyncItems,
         call: CallOptions,
         *,
         concurrency: int | None,
         total: int | None,
         on_progress: ProgressCallback | None,
-    ) -> AsyncGenerator[Outcome[EmbeddingResult], None]:
+    ) -> AsyncOutcomes[EmbeddingResult]:
         limit = self._concurrency(concurrency)
-        call = CallOptions(
-            call.model, call.dimensions, call.user, call.budget, Controller(limit), CallScope()
+        scope = CallScope()
+        controller = Controller(limit)
+        call = CallOptions(call.model, call.dimensions, call.user, call.budget, controller, scope)
+        window: Window[Item, EmbeddingResult] = Window(
+            limit, controller, self._prefetch(call), total, on_progress, credits_of
         )
 
         async def work(_: int, item: Item) -> EmbeddingResult:
             return await self._run(item, call)
 
-        return run_async(
-            items,
-            work,
-            concurrency=limit,
-            controller=call.controller,
-            prefetch=self._prefetch(call),
-            total=total,
-            on_progress=on_progress,
-            cost=credits_of,
-        )
+        # The caller stopped early (Ctrl-C, an exception, closing the stream): no retries, and this
+        # call's requests in flight are cut short so the workers end now.
+        return run_async(window, items, work, on_abort=scope.stop)
 
     @overload
     async def embed_many(
@@ -298,7 +302,22 @@ class AsyncAurousClient(ClientCore):
         max_credits: float | None = None,
         as_numpy: bool = False,
     ) -> list[EmbeddingResult] | numpy.ndarray[Any, Any]:
-        """Embed N inputs with N concurrent requests; see :meth:`AurousClient.embed_many`."""
+        """Embed N inputs with N requests in parallel; results come back in input order.
+
+        Every input is checked before anything is sent. Concurrency adapts to rate limits (up to
+        ``concurrency``/``max_concurrency``); cached inputs send nothing. If some items fail
+        permanently, :class:`BatchEmbeddingError` carries every result that succeeded
+        (``.results``, ``None`` at failed positions) and each failure (``.errors``, by index).
+
+        Args:
+            inputs: each item is one input, as for :meth:`embed`.
+            concurrency: most requests in flight (default and upper bound: ``max_concurrency``).
+            on_progress: ``callback(done, total, credits_so_far)`` after each item.
+            show_progress: draw a progress bar (tqdm or rich).
+            max_credits: a budget for this call; :class:`BudgetExceededError` (carrying the
+                results so far) instead of overspending.
+            as_numpy: return a float32 ``(N, D)`` array instead of result objects.
+        """
         call = self._call(model, dimensions, user, max_credits)
         if as_numpy:
             self._numpy()
@@ -308,15 +327,44 @@ class AsyncAurousClient(ClientCore):
             stream = self._engine(
                 items, call, concurrency=concurrency, total=len(items), on_progress=callback
             )
-            async with contextlib.aclosing(stream):  # cancelled: stop the workers now, not at GC
-                outcomes = [outcome async for outcome in stream]
-            if as_numpy:
-                return self._collect_array(outcomes, len(items), call.model)
-            return self._collect(outcomes, len(items))
+            # Stopped or failed: the workers stop now, not when the stream is collected.
+            async with contextlib.aclosing(stream):
+                outcomes = await self._outcomes(stream)
+                if as_numpy:
+                    return self._collect_array(outcomes, len(items), call.model)
+                return self._collect(outcomes, len(items))
         finally:
             close()
             self._flush_cache()
 
+    @overload
+    def embed_iter(
+        self,
+        inputs: Iterable[EmbedInput] | AsyncIterable[EmbedInput],
+        *,
+        model: str | None = ...,
+        dimensions: int | None = ...,
+        user: str | None = ...,
+        concurrency: int | None = ...,
+        on_progress: ProgressCallback | None = ...,
+        show_progress: bool = ...,
+        max_credits: float | None = ...,
+        return_exceptions: Literal[False] = ...,
+    ) -> AsyncIterator[EmbeddingResult]: ...
+    @overload
+    def embed_iter(
+        self,
+        inputs: Iterable[EmbedInput] | AsyncIterable[EmbedInput],
+        *,
+        model: str | None = ...,
+        dimensions: int | None = ...,
+        user: str | None = ...,
+        concurrency: int | None = ...,
+        on_progress: ProgressCallback | None = ...,
+        show_progress: bool = ...,
+        max_credits: float | None = ...,
+        return_exceptions: Literal[True],
+    ) -> AsyncIterator[EmbeddingResult | AurousError]: ...
     def embed_iter(
         self,
         inputs: Iterable[EmbedInput] | AsyncIterable[EmbedInput],
@@ -329,31 +377,25 @@ class AsyncAurousClient(ClientCore):
         show_progress: bool = False,
         max_credits: float | None = None,
         return_exceptions: bool = False,
-    ) -> AsyncIterator[Any]:
-        """Stream results in input order; see :meth:`AurousClient.embed_iter`.
+    ) -> AsyncIterator[EmbeddingResult] | AsyncIterator[EmbeddingResult | AurousError]:
+        """Stream results in input order from any iterable (a generator of millions is fine).
 
-        ``inputs`` may also be an async iterable. Use as ``async for result in client.embed_iter(...)``.
+        Inputs are pulled lazily and at most O(concurrency) inputs and results are held at once.
+        A failed item raises its error (``.index`` names it) when its turn comes, after every
+        earlier result was yielded; with ``return_exceptions=True`` the error is yielded in its
+        place and the stream goes on. Stopping early (``break``) cancels what was not sent.
         """
         call = self._call(model, dimensions, user, max_credits)
         check_batch(inputs, "embed_iter")
         total = len(inputs) if isinstance(inputs, Sequence) else None
         callback, close = progress_callback(on_progress, show_progress, total, "embedding")
-        items: Iterable[Item] | AsyncIterable[Item]
-        if isinstance(inputs, AsyncIterable):
-            source = inputs
-
-            async def lazy() -> AsyncIterator[Item]:
-                async for value in source:
-                    yield self._lazy_item(value)
-
-            items = lazy()
-        else:
-            items = (self._lazy_item(value) for value in inputs)
-        return self._iterate(items, call, concurrency, total, callback, close, return_exceptions)
+        return self._iterate(
+            self._items(inputs), call, concurrency, total, callback, close, return_exceptions
+        )
 
     async def _iterate(
         self,
-        items: Iterable[Item] | AsyncIterable[Item],
+        items: AsyncItems,
         call: CallOptions,
         concurrency: int | None,
         total: int | None,
@@ -361,26 +403,26 @@ class AsyncAurousClient(ClientCore):
         close: Any,
         return_exceptions: bool,
     ) -> AsyncIterator[Any]:
-        stream = self._engine(
-            items, call, concurrency=concurrency, total=total, on_progress=on_progress
-        )
         try:
-            async for outcome in stream:
-                if outcome.error is None:
-                    yield unpacked(outcome.value)  # type: ignore[arg-type]
-                elif return_exceptions and isinstance(outcome.error, AurousError):
-                    yield outcome.error
-                else:
-                    raise outcome.error
+            stream = self._engine(
+                items, call, concurrency=concurrency, total=total, on_progress=on_progress
+            )
+            async with contextlib.aclosing(stream):
+                async for outcome in stream:
+                    if outcome.error is None:
+                        yield unpacked(outcome.value)  # type: ignore[arg-type]
+                    elif return_exceptions and isinstance(outcome.error, AurousError):
+                        yield outcome.error
+                    else:
+                        raise outcome.error
         finally:
-            await stream.aclose()
             close()
             self._flush_cache()
 
     async def estimate(
         self, input: EmbedInput, *, model: str | None = None, dimensions: int | None = None
     ) -> Estimate:
-        """Tokens and credits an input would cost; see :meth:`AurousClient.estimate`."""
+        """Tokens and credits an input would cost (``POST /v1/embeddings/estimate``); free."""
         call = self._call(model, dimensions, None, None)
         body = self._embed_body(normalize_input(input), call, estimate=True)
         response = await self._requester.request("POST", "/embeddings/estimate", content=body)
@@ -390,11 +432,13 @@ class AsyncAurousClient(ClientCore):
 
     async def list_models(self) -> list[ModelInfo]:
         """The models available to the team (``GET /v1/models``)."""
-        return parse_models((await self._requester.request("GET", "/models")).data)
+        response = await self._requester.request("GET", "/models")
+        return parse_models(response.data)
 
     async def get_balance(self) -> Balance:
         """The team's credit balance (``GET /v1/balance``)."""
-        return parse_balance((await self._requester.request("GET", "/balance")).data)
+        response = await self._requester.request("GET", "/balance")
+        return parse_balance(response.data)
 
     async def upload_file(
         self,
@@ -404,7 +448,11 @@ class AsyncAurousClient(ClientCore):
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> FileObject:
-        """Upload an image once; see :meth:`AurousClient.upload_file`."""
+        """Upload an image once (``POST /v1/files``); embed it with ``ImageURL(file.url)``.
+
+        The signed ``url`` is valid about an hour (re-mint it with :meth:`get_file`); the file is
+        purged after 24 h. Inline images (``Image``) are usually simpler and the default.
+        """
         files, data = upload_form(image, purpose, metadata)
         response = await self._requester.request(
             "POST",
@@ -416,13 +464,12 @@ class AsyncAurousClient(ClientCore):
         return parse_file(response.data)
 
     async def get_file(self, file_id: str) -> FileObject:
-        """The file with a freshly minted 1 h ``url``."""
-        return parse_file(
-            (await self._requester.request("GET", f"/files/{check_file_id(file_id)}")).data
-        )
+        """The file with a freshly minted 1 h ``url`` (``GET /v1/files/{id}``)."""
+        response = await self._requester.request("GET", f"/files/{check_file_id(file_id)}")
+        return parse_file(response.data)
 
     async def delete_file(self, file_id: str) -> None:
-        """Purge a file now (idempotent)."""
+        """Purge a file now (``DELETE /v1/files/{id}``; idempotent)."""
         await self._requester.request("DELETE", f"/files/{check_file_id(file_id)}")
 
 

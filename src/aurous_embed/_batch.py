@@ -35,8 +35,8 @@ from collections.abc import (
     AsyncIterable,
     Awaitable,
     Callable,
+    Generator,
     Iterable,
-    Iterator,
     Mapping,
 )
 from dataclasses import dataclass, field
@@ -115,6 +115,9 @@ class Outcome(Generic[R]):
 
 #: ``prefetch(chunk)`` answers some pulled items at once (e.g. cache hits): ``{index: result}``.
 Prefetch = Callable[[list[tuple[int, T]]], Mapping[int, R]]
+#: What :func:`run_sync` and :func:`run_async` return: the outcomes in input order.
+Outcomes = Generator[Outcome[R], None, None]
+AsyncOutcomes = AsyncGenerator[Outcome[R], None]
 
 
 class _Signal(enum.Enum):
@@ -157,6 +160,12 @@ class Window(Generic[T, R]):
     def buffer_limit(self) -> int:
         # Results finish out of order: cap how far ahead of the consumer the workers may run.
         return max(4 * self.concurrency, PREFETCH_CHUNK if self.prefetch else CHUNK)
+
+    def workers(self) -> int:
+        """How many workers a driver starts: ``concurrency``, or fewer for fewer inputs."""
+        return max(
+            1, min(self.concurrency, self.total if self.total is not None else self.concurrency)
+        )
 
     def next_work(self) -> tuple[int, T] | _Signal | None:
         """An item to send; ``_WAIT``; ``_PULL`` (feed more inputs first); or ``None`` (exit)."""
@@ -226,46 +235,52 @@ class Window(Generic[T, R]):
             self.fatal = error
             self._skip_queued()
 
-    def complete(self, outcome: Outcome[R]) -> None:
+    def finish(self, outcome: Outcome[R]) -> tuple[int, bool]:
+        """A worker's item is done. Returns how many waiting workers may start now (the AIMD
+        limit may have grown) and whether the consumer should look (the next outcome in order is
+        there, or nothing more will come)."""
+        if outcome.error is None:
+            self.controller.success()
         self.active -= 1
         self.record(outcome)
+        wake_consumer = self.stopped or outcome.index == self.next_out or self.active == 0
+        return max(1, min(self.concurrency, self.controller.limit) - self.active), wake_consumer
 
-    def take_ready(self) -> list[Outcome[R]]:
-        """All consecutive finished outcomes from ``next_out`` on."""
-        out: list[Outcome[R]] = []
+    def answered(self) -> bool:
+        """After a pull: the consumer should look (a prefetch answered the next items, or a
+        progress callback stopped the batch)."""
+        return self.next_out in self.finished or self.stopped
+
+    def hand_out(self) -> tuple[list[Outcome[R]], bool] | None:
+        """For the consumer: the next outcomes in input order and whether they are the last ones
+        (after a stop, what finished beyond the first gap, e.g. cache hits, in index order), or
+        ``None``: wait. Raises what a progress callback raised."""
+        if self.callback_error is not None:
+            raise self.callback_error
+        batch: list[Outcome[R]] = []
         while self.next_out in self.finished:
-            out.append(self.finished.pop(self.next_out))
+            batch.append(self.finished.pop(self.next_out))
             self.next_out += 1
-        return out
+        if batch:
+            return batch, False
+        if self.active or not (self.stopped or (self.exhausted and not self.queue)):
+            return None  # a request is in flight, or something is left that will be sent
+        return [self.finished.pop(i) for i in sorted(self.finished)], True
 
-    def finished_run(self) -> bool:
-        """Nothing more will come: no request in flight and nothing left that will be sent."""
-        if self.active:
-            return False
-        return self.stopped or (self.exhausted and not self.queue)
-
-    def leftovers(self) -> list[Outcome[R]]:
-        """After a stop, what finished beyond the first gap (e.g. cache hits), in index order."""
-        return [self.finished.pop(i) for i in sorted(self.finished)]
-
-    def wake_count(self) -> int:
-        """How many waiting workers may start now (the AIMD limit may have grown)."""
-        return max(1, min(self.concurrency, self.controller.limit) - self.active)
+    def end(self) -> None:
+        """After the last outcome was handed out: raise what the caller's iterable raised."""
+        if self.source_error is not None:
+            raise self.source_error
 
 
 def run_sync(
+    window: Window[T, R],
     items: Iterable[T],
     work: Callable[[int, T], R],
     *,
-    concurrency: int,
-    controller: Controller | None = None,
-    prefetch: Prefetch[T, R] | None = None,
-    total: int | None = None,
-    on_progress: ProgressCallback | None = None,
-    cost: Callable[[object], float] = lambda _: 0.0,
     on_abort: Callable[[], None] | None = None,
-) -> Iterator[Outcome[R]]:
-    """Run ``work(index, item)`` over ``items`` on at most ``concurrency`` threads, in input order.
+) -> Outcomes[R]:
+    """Run ``work(index, item)`` over ``items`` on at most ``window.concurrency`` threads.
 
     Outcomes come back in input order; the iterable is consumed lazily. If the consumer stops
     early (an exception such as KeyboardInterrupt, or closing the generator), no new work starts,
@@ -273,8 +288,6 @@ def run_sync(
     for at most ``ABORT_JOIN`` seconds (they are daemon threads: a request that cannot be cut short
     never holds the process).
     """
-    ctl = controller or Controller(concurrency)
-    window: Window[T, R] = Window(concurrency, ctl, prefetch, total, on_progress, cost)
     source = iter(items)
     lock = threading.Lock()
     can_work = threading.Condition(lock)
@@ -288,6 +301,8 @@ def run_sync(
             window.feed(chunk, exhausted=True, error=exc)
         else:
             window.feed(chunk, exhausted=len(chunk) < size)
+        if window.answered():
+            can_take.notify()
 
     def worker() -> None:
         while True:
@@ -296,28 +311,24 @@ def run_sync(
                 while isinstance(got, _Signal):
                     if got is _PULL:
                         pull(window.pull_size())
-                        if window.next_out in window.finished or window.stopped:
-                            can_take.notify()  # prefetch answered the next items
                     else:
                         can_work.wait()
                     got = window.next_work()
                 if got is None:
                     can_take.notify()
                     return
-                index, item = got
+            index, item = got
             try:
                 outcome: Outcome[R] = Outcome(index, value=work(index, item))
             except BaseException as exc:  # whatever it is, the item is accounted for
                 outcome = Outcome(index, error=exc)
-            if outcome.error is None:
-                ctl.success()
             with lock:
-                window.complete(outcome)
-                can_work.notify(window.wake_count())
-                if window.stopped or index == window.next_out or window.active == 0:
+                workers, wake_consumer = window.finish(outcome)
+                can_work.notify(workers)
+                if wake_consumer:
                     can_take.notify()
 
-    count = max(1, min(concurrency, total if total is not None else concurrency))
+    count = window.workers()
     threads: list[threading.Thread] = []
 
     def start_workers() -> None:
@@ -329,20 +340,15 @@ def run_sync(
             for thread in threads:
                 thread.start()
 
-    if prefetch is None:
+    if window.prefetch is None:
         start_workers()
     # With a prefetch (the cache), workers start at the first input it cannot answer: a batch of
     # cache hits runs in the caller's thread alone.
-    over = finished = False
+    finished = False
     try:
         while True:
             with lock:
-                while True:
-                    if window.callback_error is not None:
-                        raise window.callback_error
-                    batch = window.take_ready()
-                    if batch or window.finished_run():
-                        break
+                while (ready := window.hand_out()) is None:
                     if window.wants_pull():
                         # Pull here rather than wait for a worker to: cache hits then come back
                         # without a thread handoff; what is left to send goes to the workers.
@@ -354,16 +360,13 @@ def run_sync(
                     # Short waits: Ctrl-C raises KeyboardInterrupt only when the main thread runs
                     # Python code, and a blocked wait is not woken if the signal hit another thread.
                     can_take.wait(0.2)
-                if batch:
+                batch, last = ready
+                if not last:
                     can_work.notify(len(batch))
-                else:
-                    batch = window.leftovers()
-                    over = True
             yield from batch
-            if over:
+            if last:
                 finished = True
-                if window.source_error is not None:
-                    raise window.source_error
+                window.end()
                 return
     finally:
         with lock:
@@ -381,22 +384,17 @@ def run_sync(
 
 
 async def run_async(
+    window: Window[T, R],
     items: Iterable[T] | AsyncIterable[T],
     work: Callable[[int, T], Awaitable[R]],
     *,
-    concurrency: int,
-    controller: Controller | None = None,
-    prefetch: Prefetch[T, R] | None = None,
-    total: int | None = None,
-    on_progress: ProgressCallback | None = None,
-    cost: Callable[[object], float] = lambda _: 0.0,
-) -> AsyncGenerator[Outcome[R], None]:
-    """The async twin of :func:`run_sync`: at most ``concurrency`` worker tasks.
+    on_abort: Callable[[], None] | None = None,
+) -> AsyncOutcomes[R]:
+    """The async twin of :func:`run_sync`: at most ``window.concurrency`` worker tasks.
 
-    Cancelling the consumer cancels the requests in flight.
+    Cancelling the consumer (or closing the generator early) calls ``on_abort`` and cancels the
+    requests in flight.
     """
-    ctl = controller or Controller(concurrency)
-    window: Window[T, R] = Window(concurrency, ctl, prefetch, total, on_progress, cost)
     sync_source = iter(items) if isinstance(items, Iterable) else None
     async_source = aiter(items) if sync_source is None else None  # type: ignore[arg-type]
     lock = asyncio.Lock()
@@ -418,61 +416,54 @@ async def run_async(
             window.feed(chunk, exhausted=True, error=exc)
         else:
             window.feed(chunk, exhausted=len(chunk) < size)
+        if window.answered():
+            can_take.notify()
 
     async def worker() -> None:
         while True:
-            async with can_work:
+            async with lock:
                 got = window.next_work()
                 while isinstance(got, _Signal):
                     if got is _PULL:
                         await pull(window.pull_size())
-                        if window.next_out in window.finished or window.stopped:
-                            can_take.notify()  # prefetch answered the next items
                     else:
                         await can_work.wait()
                     got = window.next_work()
                 if got is None:
                     can_take.notify()
                     return
-                index, item = got
+            index, item = got
             try:
                 outcome: Outcome[R] = Outcome(index, value=await work(index, item))
             except Exception as exc:
                 outcome = Outcome(index, error=exc)
-            if outcome.error is None:
-                ctl.success()
-            async with can_work:
-                window.complete(outcome)
-                can_work.notify(window.wake_count())
-                if window.stopped or index == window.next_out or window.active == 0:
+            async with lock:
+                workers, wake_consumer = window.finish(outcome)
+                can_work.notify(workers)
+                if wake_consumer:
                     can_take.notify()
 
-    count = max(1, min(concurrency, total if total is not None else concurrency))
+    count = window.workers()
     tasks = [asyncio.ensure_future(worker()) for _ in range(count)]
-    over = False
+    finished = False
     try:
         while True:
-            async with can_work:
-                while True:
-                    if window.callback_error is not None:
-                        raise window.callback_error
-                    batch = window.take_ready()
-                    if batch or window.finished_run():
-                        break
+            async with lock:
+                while (ready := window.hand_out()) is None:
                     await can_take.wait()
-                if batch:
+                batch, last = ready
+                if not last:
                     can_work.notify(len(batch))
-                else:
-                    batch = window.leftovers()
-                    over = True
             for outcome in batch:
                 yield outcome
-            if over:
-                if window.source_error is not None:
-                    raise window.source_error
+            if last:
+                finished = True
+                window.end()
                 return
     finally:
         window.stopped = True
+        if not finished and on_abort is not None:
+            on_abort()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

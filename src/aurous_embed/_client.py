@@ -1,15 +1,18 @@
+# GENERATED FILE, DO NOT EDIT: scripts/unasync.py writes it from _async_client.py.
+# Edit _async_client.py (or _flavours.py, or the script's tables), then run
+# `python scripts/unasync.py`; CI runs `python scripts/unasync.py --check`.
 """``AurousClient``: the synchronous client (the pipeline lives in :mod:`aurous_embed._core`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import httpx
 
-from aurous_embed._batch import Controller, Outcome, ProgressCallback, run_sync
+from aurous_embed._batch import Controller, Outcomes, ProgressCallback, Window, run_sync
 from aurous_embed._cache import EmbeddingCache
 from aurous_embed._config import (
     DEFAULT_MAX_CONCURRENCY,
@@ -17,16 +20,10 @@ from aurous_embed._config import (
     DEFAULT_MODEL,
     DEFAULT_TIMEOUT,
 )
-from aurous_embed._connections import (
-    ONE_CONNECTION,
-    Lanes,
-    default_ssl_context,
-    env_proxies_configured,
-)
-from aurous_embed._core import CallOptions, ClientCore, Item, credits_of, unpacked
+from aurous_embed._core import CallOptions, Item, credits_of, unpacked
 from aurous_embed._errors import AurousError
 from aurous_embed._files import check_file_id, parse_models, upload_form
-from aurous_embed._http import SyncRequester
+from aurous_embed._flavours import Items, SyncFlavour
 from aurous_embed._parts import EmbedInput, check_batch, normalize_input
 from aurous_embed._progress import progress_callback
 from aurous_embed._retry import Clock
@@ -51,7 +48,7 @@ if TYPE_CHECKING:
     from aurous_embed._async_client import AsyncAurousClient
 
 
-class AurousClient(ClientCore):
+class AurousClient(SyncFlavour):
     """Synchronous client of the Aurous embeddings API.
 
     Args:
@@ -63,8 +60,8 @@ class AurousClient(ClientCore):
         timeout: seconds per attempt.
         max_retries: retries (not attempts) of one call on 429/5xx/timeouts.
         max_concurrency: upper bound of requests in flight in ``embed_many``/``embed_iter``.
-        http_client: an ``httpx.Client`` to use (tests pass one with a ``MockTransport``); it stays
-            the caller's to close.
+        http_client: an ``httpx.Client`` to use (tests pass one with a ``MockTransport``); it
+            stays the caller's to close.
         cache: a path (SQLite file, shared safely by threads and processes) or an object with
             ``get(key)``/``put(key, vector)``. Hits send nothing and cost nothing.
         cache_urls: also cache inputs with URL parts, keyed by URL (off: a URL's content can change).
@@ -77,7 +74,7 @@ class AurousClient(ClientCore):
 
     Example:
         >>> with AurousClient() as client:  # doctest: +SKIP
-        ...     vector = client.embed("a leather messenger bag").embedding
+        ...     result = client.embed("a leather messenger bag")
     """
 
     def __init__(
@@ -111,32 +108,14 @@ class AurousClient(ClientCore):
             clock=clock,
             replay_identical=replay_identical,
         )
-        # max_concurrency bounds the requests in flight for the whole client, across calls.
-        self._slots = threading.BoundedSemaphore(self.max_concurrency)
-        lanes: Lanes[httpx.BaseTransport | httpx.Client] | None = None
-        if http_client is None:
-            # Each request in flight borrows a one-connection lane (see Lanes): a bare transport
-            # that gets requests directly (see direct_request), or, when the environment names a
-            # proxy, a one-connection httpx.Client that routes through it. Stopping one call
-            # cuts its own lanes' sockets and no other call's.
-            context = default_ssl_context()
-            timeout = self.timeout
-            if env_proxies_configured(self.base_url):
-                lanes = Lanes(
-                    lambda: httpx.Client(verify=context, timeout=timeout, limits=ONE_CONNECTION)
-                )
-            else:
-                lanes = Lanes(lambda: httpx.HTTPTransport(verify=context, limits=ONE_CONNECTION))
-        self._requester = SyncRequester(
-            self._settings, http_client, lanes=lanes, timeout=self.timeout
-        )
+        self._connect(http_client)
 
     def close(self) -> None:
         """Close the client: calls still running stop (what they have in flight is cut short and
         nothing more is sent; their items fail with ``ClientClosedError``), later calls raise
         ``ClientClosedError``. Closes the connections (not a caller's ``http_client``) and a cache
         opened from a path. Idempotent."""
-        self._requester.close()
+        self._close_connections()
         self._close_cache()
 
     def to_async(self) -> AsyncAurousClient:
@@ -179,8 +158,8 @@ class AurousClient(ClientCore):
         charged = 0.0
         risk = ChargeRisk()
         try:
-            body = self._embed_body(item.value, call)
-            with self._slots:
+            body = self._encode(item.value, call)
+            with self._request_slots():
                 response = self._requester.request(
                     "POST",
                     "/embeddings",
@@ -237,31 +216,27 @@ class AurousClient(ClientCore):
 
     def _engine(
         self,
-        items: Iterable[Item],
+        items: Items,
         call: CallOptions,
         *,
         concurrency: int | None,
         total: int | None,
         on_progress: ProgressCallback | None,
-    ) -> Iterator[Outcome[EmbeddingResult]]:
+    ) -> Outcomes[EmbeddingResult]:
         limit = self._concurrency(concurrency)
         scope = CallScope()
-        call = CallOptions(
-            call.model, call.dimensions, call.user, call.budget, Controller(limit), scope
+        controller = Controller(limit)
+        call = CallOptions(call.model, call.dimensions, call.user, call.budget, controller, scope)
+        window: Window[Item, EmbeddingResult] = Window(
+            limit, controller, self._prefetch(call), total, on_progress, credits_of
         )
+
+        def work(_: int, item: Item) -> EmbeddingResult:
+            return self._run(item, call)
+
         # The caller stopped early (Ctrl-C, an exception, closing the stream): no retries, and this
-        # call's requests in flight are cut short so the worker threads end now.
-        return run_sync(
-            items,
-            lambda _, item: self._run(item, call),
-            concurrency=limit,
-            controller=call.controller,
-            prefetch=self._prefetch(call),
-            total=total,
-            on_progress=on_progress,
-            cost=credits_of,
-            on_abort=scope.stop,
-        )
+        # call's requests in flight are cut short so the workers end now.
+        return run_sync(window, items, work, on_abort=scope.stop)
 
     @overload
     def embed_many(
@@ -340,12 +315,15 @@ class AurousClient(ClientCore):
         items = self._normalize_all(inputs)
         callback, close = progress_callback(on_progress, show_progress, len(items), "embedding")
         try:
-            outcomes = self._engine(
+            stream = self._engine(
                 items, call, concurrency=concurrency, total=len(items), on_progress=callback
             )
-            if as_numpy:
-                return self._collect_array(outcomes, len(items), call.model)
-            return self._collect(outcomes, len(items))
+            # Stopped or failed: the workers stop now, not when the stream is collected.
+            with contextlib.closing(stream):
+                outcomes = self._outcomes(stream)
+                if as_numpy:
+                    return self._collect_array(outcomes, len(items), call.model)
+                return self._collect(outcomes, len(items))
         finally:
             close()
             self._flush_cache()
@@ -403,18 +381,12 @@ class AurousClient(ClientCore):
         total = len(inputs) if isinstance(inputs, Sequence) else None
         callback, close = progress_callback(on_progress, show_progress, total, "embedding")
         return self._iterate(
-            (self._lazy_item(value) for value in inputs),
-            call,
-            concurrency,
-            total,
-            callback,
-            close,
-            return_exceptions,
+            self._items(inputs), call, concurrency, total, callback, close, return_exceptions
         )
 
     def _iterate(
         self,
-        items: Iterator[Item],
+        items: Items,
         call: CallOptions,
         concurrency: int | None,
         total: int | None,
@@ -423,15 +395,17 @@ class AurousClient(ClientCore):
         return_exceptions: bool,
     ) -> Iterator[Any]:
         try:
-            for outcome in self._engine(
+            stream = self._engine(
                 items, call, concurrency=concurrency, total=total, on_progress=on_progress
-            ):
-                if outcome.error is None:
-                    yield unpacked(outcome.value)  # type: ignore[arg-type]
-                elif return_exceptions and isinstance(outcome.error, AurousError):
-                    yield outcome.error
-                else:
-                    raise outcome.error
+            )
+            with contextlib.closing(stream):
+                for outcome in stream:
+                    if outcome.error is None:
+                        yield unpacked(outcome.value)  # type: ignore[arg-type]
+                    elif return_exceptions and isinstance(outcome.error, AurousError):
+                        yield outcome.error
+                    else:
+                        raise outcome.error
         finally:
             close()
             self._flush_cache()
@@ -449,11 +423,13 @@ class AurousClient(ClientCore):
 
     def list_models(self) -> list[ModelInfo]:
         """The models available to the team (``GET /v1/models``)."""
-        return parse_models(self._requester.request("GET", "/models").data)
+        response = self._requester.request("GET", "/models")
+        return parse_models(response.data)
 
     def get_balance(self) -> Balance:
         """The team's credit balance (``GET /v1/balance``)."""
-        return parse_balance(self._requester.request("GET", "/balance").data)
+        response = self._requester.request("GET", "/balance")
+        return parse_balance(response.data)
 
     def upload_file(
         self,
@@ -480,7 +456,8 @@ class AurousClient(ClientCore):
 
     def get_file(self, file_id: str) -> FileObject:
         """The file with a freshly minted 1 h ``url`` (``GET /v1/files/{id}``)."""
-        return parse_file(self._requester.request("GET", f"/files/{check_file_id(file_id)}").data)
+        response = self._requester.request("GET", f"/files/{check_file_id(file_id)}")
+        return parse_file(response.data)
 
     def delete_file(self, file_id: str) -> None:
         """Purge a file now (``DELETE /v1/files/{id}``; idempotent)."""

@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -37,15 +38,21 @@ def numbered(request: httpx.Request) -> httpx.Response:
     return respond(body=embedding_body([float(len(text)), 0.123456789012345], credits=0.01))
 
 
-def make(api: FakeAPI, clock: FakeClock, **kwargs: object) -> AurousClient:
+def options(api: FakeAPI, clock: FakeClock, kwargs: dict[str, Any]) -> dict[str, Any]:
     api.default = numbered
+    return {"api_key": API_KEY, "base_url": BASE_URL, "clock": clock, **kwargs}
+
+
+def make(api: FakeAPI, clock: FakeClock, **kwargs: Any) -> AurousClient:
+    transport = httpx.MockTransport(api)
     return AurousClient(
-        API_KEY,
-        base_url=BASE_URL,
-        clock=clock,
-        http_client=httpx.Client(transport=httpx.MockTransport(api)),
-        **kwargs,
-    )  # type: ignore[arg-type]
+        http_client=httpx.Client(transport=transport), **options(api, clock, kwargs)
+    )
+
+
+def make_async(api: FakeAPI, clock: FakeClock, **kwargs: Any) -> AsyncAurousClient:
+    http_client = httpx.AsyncClient(transport=httpx.MockTransport(api))
+    return AsyncAurousClient(http_client=http_client, **options(api, clock, kwargs))
 
 
 def test_second_run_sends_nothing_and_costs_nothing(
@@ -220,6 +227,19 @@ def charged_at_documented_rates(request: httpx.Request) -> httpx.Response:
 TEXT_100 = "z" * 100  # + 1 digit = 101 bytes = 26 tokens = 0.0004875 credits
 
 
+def assert_five_of_ten_sent(
+    error: BudgetExceededError, api: FakeAPI, client: AurousClient | AsyncAurousClient
+) -> None:
+    """Ten inputs of 0.0004875 credits, ``max_credits=0.0025``, one at a time: five were sent."""
+    assert len(api.requests) == 5  # 5 x 0.0004875 = 0.0024375; a sixth would pass 0.0025
+    assert error.credits_spent == pytest.approx(5 * 0.0004875)
+    assert client.usage.credits_charged <= 0.0025
+    assert sum(r is not None for r in error.results) == 5
+    assert len(error.results) == 10
+    assert error.max_credits == 0.0025
+    assert "nothing over budget was sent" in str(error)
+
+
 def test_call_budget_stops_before_overspending(api: FakeAPI, clock: FakeClock) -> None:
     with make(api, clock) as client:
         api.default = charged_at_documented_rates
@@ -227,14 +247,7 @@ def test_call_budget_stops_before_overspending(api: FakeAPI, clock: FakeClock) -
             client.embed_many(
                 [TEXT_100 + str(i) for i in range(10)], max_credits=0.0025, concurrency=1
             )
-        error = info.value
-        assert len(api.requests) == 5  # 5 x 0.0004875 = 0.0024375; a sixth would pass 0.0025
-        assert error.credits_spent == pytest.approx(5 * 0.0004875)
-        assert client.usage.credits_charged <= 0.0025
-    assert sum(r is not None for r in error.results) == 5
-    assert len(error.results) == 10
-    assert error.max_credits == 0.0025
-    assert "nothing over budget was sent" in str(error)
+        assert_five_of_ten_sent(info.value, api, client)
 
 
 def test_budget_is_never_exceeded_under_concurrency(api: FakeAPI, clock: FakeClock) -> None:
@@ -260,6 +273,51 @@ def test_client_budget_spans_calls_and_counts_actual_charges(
         assert info.value.credits_spent == pytest.approx(0.000975)
         assert len(api.requests) == 2
         client.embed("tiny")  # 1 token, 0.00001875: still fits
+        assert client.usage.credits_charged == pytest.approx(0.00099375)
+        assert client.max_credits == 0.0010
+
+
+async def test_async_call_budget_stops_before_overspending(api: FakeAPI, clock: FakeClock) -> None:
+    async with make_async(api, clock) as client:
+        api.default = charged_at_documented_rates
+        with pytest.raises(BudgetExceededError) as info:
+            await client.embed_many(
+                [TEXT_100 + str(i) for i in range(10)], max_credits=0.0025, concurrency=1
+            )
+        assert_five_of_ten_sent(info.value, api, client)
+
+
+async def test_async_budget_is_never_exceeded_under_concurrency(
+    api: FakeAPI, clock: FakeClock
+) -> None:
+    async with make_async(api, clock) as client:
+        api.default = charged_at_documented_rates
+        with pytest.raises(BudgetExceededError):
+            await client.embed_many(
+                [TEXT_100 + str(i % 10) for i in range(200)], max_credits=0.01, concurrency=16
+            )
+        assert client.usage.credits_charged <= 0.01
+        assert len(api.requests) == 20  # in-flight requests hold their estimate: exactly 20 fit
+
+
+async def test_async_client_budget_spans_calls_and_counts_actual_charges(
+    api: FakeAPI, clock: FakeClock
+) -> None:
+    async with make_async(api, clock, max_credits=0.0010) as client:
+        api.default = charged_at_documented_rates
+        await client.embed(TEXT_100 + "a")
+        await client.embed_many([TEXT_100 + "b"])  # 0.000975 spent across two calls
+        with pytest.raises(BudgetExceededError) as info:
+            await client.embed(TEXT_100 + "c")  # another 0.0004875 would pass 0.0010
+        assert info.value.credits_spent == pytest.approx(0.000975)
+        stream = client.embed_iter([TEXT_100 + "d", "tiny"], return_exceptions=True)
+        out = [x async for x in stream]  # a budget stop: each item not sent gets a copy of it
+        assert [(type(e), e.index, e.skipped) for e in out] == [  # type: ignore[union-attr]
+            (BudgetExceededError, 0, False),
+            (BudgetExceededError, 1, True),
+        ]
+        assert len(api.requests) == 2
+        await client.embed("tiny")  # 1 token, 0.00001875: still fits
         assert client.usage.credits_charged == pytest.approx(0.00099375)
         assert client.max_credits == 0.0010
 

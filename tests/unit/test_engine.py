@@ -6,7 +6,7 @@ import asyncio
 import json
 import math
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -36,6 +36,39 @@ from tests.unit.conftest import (
 def vector_of(request: httpx.Request) -> httpx.Response:
     text = json.loads(request.content)["input"]
     return respond(body=embedding_body([float(text[1:]), 1.0], credits=0.25))
+
+
+def too_large_at(text: str) -> Callable[[httpx.Request], httpx.Response]:
+    """Numbered vectors, except the input ``text``: 400 ``embeddings_input_too_large``."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if json.loads(request.content)["input"] == text:
+            return respond(400, error_body("embeddings_input_too_large", param="input"))
+        return vector_of(request)
+
+    return handler
+
+
+def assert_kept_going(out: list[Any]) -> None:
+    """``embed_iter(["t0", "t1", "", "t3", "t4"], return_exceptions=True)`` with ``t3`` too large."""
+    assert [type(x).__name__ for x in out] == [
+        "EmbeddingResult",
+        "EmbeddingResult",
+        "InputValidationError",
+        "InputTooLargeError",
+        "EmbeddingResult",
+    ]
+    assert out[3].index == 3
+    assert out[4].embedding == [4.0, 1.0]
+
+
+def assert_rows_kept(error: BatchEmbeddingError) -> None:
+    """``embed_many([t0..t3], as_numpy=True)`` with ``t2`` too large keeps the other rows."""
+    results = error.results
+    assert len(results) == 4
+    assert results[2] is None
+    assert results[3] is not None and results[3].embedding == [3.0, 1.0]
+    assert list(error.errors) == [2]
 
 
 # --- controller ----------------------------------------------------------------------------------
@@ -305,22 +338,32 @@ def test_embed_iter_raises_at_the_bad_item_after_earlier_results(
 
 
 def test_embed_iter_return_exceptions_keeps_going(client: AurousClient, api: FakeAPI) -> None:
-    def flaky(request: httpx.Request) -> httpx.Response:
-        if json.loads(request.content)["input"] == "t3":
-            return respond(400, error_body("embeddings_input_too_large", param="input"))
-        return vector_of(request)
-
-    api.default = flaky
+    api.default = too_large_at("t3")
     out = list(client.embed_iter(["t0", "t1", "", "t3", "t4"], return_exceptions=True))
-    kinds = [type(x).__name__ for x in out]
-    assert kinds == [
-        "EmbeddingResult",
-        "EmbeddingResult",
-        "InputValidationError",
-        "InputTooLargeError",
-        "EmbeddingResult",
-    ]
-    assert out[3].index == 3  # type: ignore[union-attr]
+    assert_kept_going(out)
+
+
+async def test_async_embed_iter_return_exceptions_keeps_going(
+    aclient: AsyncAurousClient, api: FakeAPI
+) -> None:
+    api.default = too_large_at("t3")
+    async with aclient:
+        stream = aclient.embed_iter(["t0", "t1", "", "t3", "t4"], return_exceptions=True)
+        out = [x async for x in stream]
+    assert_kept_going(out)
+
+
+async def test_async_embed_iter_raises_a_failed_item_in_its_turn(
+    aclient: AsyncAurousClient, api: FakeAPI
+) -> None:
+    api.default = vector_of
+    got: list[float] = []
+    async with aclient:
+        with pytest.raises(InputValidationError) as info:  # noqa: PT012 - the loop is the subject
+            async for result in aclient.embed_iter(["t0", "t1", "", "t3"]):
+                got.append(result.embedding[0])
+    assert got == [0.0, 1.0]
+    assert (info.value.index, info.value.param) == (2, "input")
 
 
 async def test_async_embed_iter_from_an_async_generator(
@@ -349,22 +392,35 @@ def test_as_numpy(client: AurousClient, api: FakeAPI) -> None:
     assert array[:, 0].tolist() == list(map(float, range(50)))
 
 
+async def test_async_as_numpy(aclient: AsyncAurousClient, api: FakeAPI) -> None:
+    np = pytest.importorskip("numpy")
+    api.default = vector_of
+    async with aclient:
+        array = await aclient.embed_many([f"t{i}" for i in range(50)], as_numpy=True)
+    assert isinstance(array, np.ndarray)
+    assert (array.shape, array.dtype) == ((50, 2), np.float32)
+    assert array[:, 0].tolist() == list(map(float, range(50)))
+
+
+async def test_async_as_numpy_partial_failure_keeps_rows(
+    aclient: AsyncAurousClient, api: FakeAPI
+) -> None:
+    pytest.importorskip("numpy")
+
+    api.default = too_large_at("t2")
+    async with aclient:
+        with pytest.raises(BatchEmbeddingError) as info:
+            await aclient.embed_many([f"t{i}" for i in range(4)], as_numpy=True)
+    assert_rows_kept(info.value)
+
+
 def test_as_numpy_partial_failure_keeps_rows(client: AurousClient, api: FakeAPI) -> None:
     pytest.importorskip("numpy")
 
-    def flaky(request: httpx.Request) -> httpx.Response:
-        if json.loads(request.content)["input"] == "t2":
-            return respond(400, error_body("embeddings_input_too_large"))
-        return vector_of(request)
-
-    api.default = flaky
+    api.default = too_large_at("t2")
     with pytest.raises(BatchEmbeddingError) as info:
         client.embed_many([f"t{i}" for i in range(4)], as_numpy=True)
-    results = info.value.results
-    assert len(results) == 4
-    assert results[2] is None
-    assert results[3] is not None and results[3].embedding == [3.0, 1.0]
-    assert list(info.value.errors) == [2]
+    assert_rows_kept(info.value)
 
 
 def test_as_numpy_without_numpy(client: AurousClient, monkeypatch: pytest.MonkeyPatch) -> None:
