@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import httpx
-from PIL import Image
 
 from aurous_embed import AsyncAurousClient, AurousClient
 
@@ -32,12 +31,19 @@ def cosine(a: Sequence[float] | Any, b: Sequence[float] | Any) -> float:
 
 def png(
     size: tuple[int, int] = (8, 8),
-    colour: tuple[int, ...] | str = "red",
+    colour: tuple[int, ...] | str | int | None = None,
     *,
     mode: str = "RGB",
     fmt: str = "PNG",
 ) -> bytes:
-    """A solid-colour image, PNG unless ``fmt`` says otherwise."""
+    """A solid-colour image, PNG unless ``fmt`` says otherwise (needs Pillow).
+
+    The colour defaults to a dark red in RGB and to mid-grey (128) in other modes.
+    """
+    from PIL import Image
+
+    if colour is None:
+        colour = (200, 30, 30) if mode == "RGB" else 128
     buffer = io.BytesIO()
     Image.new(mode, size, colour).save(buffer, format=fmt)
     return buffer.getvalue()
