@@ -19,6 +19,7 @@ import pytest
 import pytest_socket
 
 from aurous_embed import AsyncAurousClient, AurousClient
+from tests.helpers import Flavour, make_client
 
 #: The markers (from pytest-socket) that let a unit test open sockets; nothing else does.
 SOCKET_MARKERS = ("allow_hosts", "enable_socket")
@@ -147,23 +148,45 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def client(api: FakeAPI, clock: FakeClock) -> Iterator[AurousClient]:
-    with AurousClient(
-        API_KEY,
-        base_url=BASE_URL,
-        http_client=httpx.Client(transport=httpx.MockTransport(api)),
-        clock=clock,
-    ) as c:
+    with make_client("sync", API_KEY, handler=api, base_url=BASE_URL, clock=clock) as c:
         yield c
 
 
 @pytest.fixture
 def aclient(api: FakeAPI, clock: FakeClock) -> AsyncAurousClient:
-    return AsyncAurousClient(
-        API_KEY,
-        base_url=BASE_URL,
-        http_client=httpx.AsyncClient(transport=httpx.MockTransport(api)),
-        clock=clock,
+    client: AsyncAurousClient = make_client(
+        "async", API_KEY, handler=api, base_url=BASE_URL, clock=clock
     )
+    return client
+
+
+MakeClient = Callable[..., Any]
+
+
+@pytest.fixture
+def make(flavour: Flavour, api: FakeAPI, clock: FakeClock) -> Iterator[MakeClient]:
+    """``make(**options)``: a client of the test's ``flavour`` on the fake API and clock.
+
+    Sync clients are closed after the test; call them through ``tests.helpers.settle``.
+    """
+    made: list[Any] = []
+
+    def build(**options: Any) -> Any:
+        options.setdefault("base_url", BASE_URL)
+        options.setdefault("clock", clock)
+        made.append(make_client(flavour, API_KEY, handler=api, **options))
+        return made[-1]
+
+    yield build
+    for client in made:
+        if isinstance(client, AurousClient):
+            client.close()
+
+
+@pytest.fixture
+def any_client(make: MakeClient) -> Any:
+    """The sync or the async client (per ``flavour``) on the fake API and clock."""
+    return make()
 
 
 @pytest.fixture
