@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.allow_hosts(["127.0.0.1"])]
 
 CONNECTIONS = 200
 LATENCY = 0.5  # seconds the emulator holds each request
-WINDOW_REQUESTS = 500  # requests per 24 h of emulator time
+WINDOW_REQUESTS = 1000  # requests per 24 h of emulator time
 # Three windows' worth of requests in all: records must expire twice for the store to stay small.
 REQUESTS_PER_CONNECTION = 3 * WINDOW_REQUESTS // CONNECTIONS + 1
 
