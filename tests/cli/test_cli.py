@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image as PILImage
 
 from aurous_embed import AurousClient, Image, Text
 from aurous_embed._config import DEFAULT_MODEL
 from aurous_embed.testing import Emulator
 from tests.cli.conftest import Run, assert_offline, run_python
+from tests.helpers import png
 
 pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
 
@@ -33,8 +33,8 @@ BAD_KEY = "al_live_" + "0" * 64
 ERROR_WITH_REQUEST_ID = re.compile(r"^error: .+\(.*request_id=req_\w+\)$")
 
 
-def png(path: Path, rgb: tuple[int, int, int], size: int = 32) -> Path:
-    PILImage.new("RGB", (size, size), rgb).save(path)
+def png_file(path: Path, rgb: tuple[int, int, int], size: int = 32) -> Path:
+    path.write_bytes(png((size, size), rgb))
     return path
 
 
@@ -43,9 +43,9 @@ def make_folder(root: Path) -> Path:
     root.mkdir()
     (root / "sweater.txt").write_text("Green merino wool sweater, warm for winter.\n")
     (root / "lamp.md").write_text("Yellow brass desk lamp with a warm light.\n")
-    png(root / "red.png", RED)
-    png(root / "blue.png", BLUE)
-    png(root / "bag.png", BROWN)
+    png_file(root / "red.png", RED)
+    png_file(root / "blue.png", BLUE)
+    png_file(root / "bag.png", BROWN)
     (root / "bag.txt").write_text("Photo of a leather messenger bag\n")  # bag.png's caption
     (root / "notes.csv").write_text("a,b\n1,2\n")
     (root / "empty.txt").write_text("   \n")
@@ -186,7 +186,7 @@ def test_search_by_text_finds_the_document(indexed: dict[str, Any]) -> None:
 
 
 def test_search_by_image_finds_the_image_and_prints_a_table(indexed: dict[str, Any]) -> None:
-    query = png(indexed["base"] / "query-red.png", RED, size=48)  # not the indexed file
+    query = png_file(indexed["base"] / "query-red.png", RED, size=48)  # not the indexed file
     result = run_python(
         *(*CLI, "--emulator", "search", "--image", str(query), "--collection", "products"),
         *("--db", "db", "-k", "2"),
@@ -228,7 +228,7 @@ def test_reindexing_sends_no_request_to_the_server(
 def test_embed_prints_one_json_line_per_input_with_the_real_vectors(
     run: Run, tmp_path: Path
 ) -> None:
-    image = png(tmp_path / "red.png", RED)
+    image = png_file(tmp_path / "red.png", RED)
     result = cli(run, "--emulator", "embed", "red leather bag", "blue shirt", "--image", "red.png")
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -260,7 +260,7 @@ def test_embed_prints_one_json_line_per_input_with_the_real_vectors(
 
 
 def test_estimate_charges_nothing(run: Run, tmp_path: Path, aurous_emulator: Emulator) -> None:
-    png(tmp_path / "red.png", RED)
+    png_file(tmp_path / "red.png", RED)
     args = ["estimate", "hello there", "--image", "red.png"]
     as_json = cli(run, *server(aurous_emulator), "--json", *args)
     assert as_json.returncode == 0, as_json.stderr
@@ -407,7 +407,9 @@ def test_invalid_collection_name_exits_2(run: Run, tmp_path: Path) -> None:
 def test_corrupt_images_are_a_partial_failure_exit_5(run: Run, tmp_path: Path) -> None:
     folder = make_folder(tmp_path / "docs")
     (folder / "garbage.png").write_bytes(b"this is not an image")  # refused by the client
-    (folder / "truncated.png").write_bytes(png(tmp_path / "green.png", GREEN).read_bytes()[:60])
+    (folder / "truncated.png").write_bytes(
+        png_file(tmp_path / "green.png", GREEN).read_bytes()[:60]
+    )
     result = cli(run, "--emulator", "--json", "index", "docs", "--collection", "products")
     assert result.returncode == 5
     report = json.loads(result.stdout)

@@ -9,7 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -325,11 +325,13 @@ def cli_report(run: Run, emu: Emulator, *args: str) -> tuple[Any, dict[str, Any]
 
 
 @pytest.fixture
-def slow_emulator() -> Iterator[Emulator]:
-    with Emulator(latency=0.05, rpm=1e9, rpm_burst=1e9, tpm=1e12, native_dimension=64) as emu:
-        yield emu
+def slow_emulator(aurous_emulator_factory: Callable[..., Emulator]) -> Emulator:
+    return aurous_emulator_factory(
+        latency=0.05, rpm=1e9, rpm_burst=1e9, tpm=1e12, native_dimension=64
+    )
 
 
+@pytest.mark.usefixtures("sigint_raises_keyboard_interrupt")  # the child inherits it
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_an_interrupted_run_keeps_what_it_finished_and_the_next_pays_only_for_the_rest(
     tmp_path: Path, network_log: Path, slow_emulator: Emulator, signum: int, code: int

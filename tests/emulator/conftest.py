@@ -18,19 +18,16 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def make_emulator(clock: Clock) -> Iterator[Callable[..., Emulator]]:
+def make_emulator(
+    clock: Clock, aurous_emulator_factory: Callable[..., Emulator]
+) -> Callable[..., Emulator]:
     """Start emulators with custom settings (on the test's clock unless given one)."""
-    started: list[Emulator] = []
 
     def make(**kwargs: Any) -> Emulator:
         kwargs.setdefault("clock", clock)
-        emulator = Emulator(**kwargs).start()
-        started.append(emulator)
-        return emulator
+        return aurous_emulator_factory(**kwargs)
 
-    yield make
-    for emulator in started:
-        emulator.stop()
+    return make
 
 
 @pytest.fixture

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import base64
-import io
-import math
 import re
 import ssl
 from collections.abc import Callable
 from typing import Any
 
 import httpx
-from PIL import Image
 
 from aurous_embed._config import DEFAULT_MODEL
 from aurous_embed.testing import Emulator
+from tests.helpers import png
 
 # Plain-http loopback never uses TLS, but httpx builds an SSL context per client (~50 ms);
 # one shared context keeps the suite fast.
@@ -45,9 +43,7 @@ def image_bytes(
     color: tuple[int, int, int] | str = "red", size: tuple[int, int] = (32, 32), fmt: str = "PNG"
 ) -> bytes:
     """A solid-colour image in the given format."""
-    buffer = io.BytesIO()
-    Image.new("RGB", size, color).save(buffer, format=fmt)
-    return buffer.getvalue()
+    return png(size, color, fmt=fmt)
 
 
 def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -67,11 +63,6 @@ def vector(response: httpx.Response) -> list[float]:
     """The embedding of a successful response."""
     assert response.status_code == 200, response.text[:500]
     return list(response.json()["data"][0]["embedding"])
-
-
-def cosine(a: list[float], b: list[float]) -> float:
-    dot = math.fsum(x * y for x, y in zip(a, b, strict=True))
-    return dot / math.sqrt(math.fsum(x * x for x in a) * math.fsum(y * y for y in b))
 
 
 MakeEmulator = Callable[..., Emulator]

@@ -16,7 +16,9 @@ KEY = "al_live_" + "ab" * 32
 
 
 @pytest.fixture
-def server() -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
+def server(
+    sigint_raises_keyboard_interrupt: None,  # the server inherits it: Ctrl-C reaches it
+) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
     process = subprocess.Popen(
         [
             sys.executable,

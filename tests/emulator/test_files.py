@@ -23,6 +23,7 @@ from tests.emulator.helpers import (
     url_part,
     vector,
 )
+from tests.helpers import png
 
 PNG = image_bytes("green", (64, 48))
 
@@ -108,20 +109,14 @@ def _gif() -> bytes:
     return buffer.getvalue()
 
 
-def _png(size: tuple[int, int]) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("1", size).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 @pytest.mark.parametrize(
     ("kwargs", "code", "param"),
     [
         ({"data": _gif()}, "invalid_format", "file"),
         ({"data": b"plain text"}, "invalid_format", "file"),
         ({"data": b"\x89PNG\r\n\x1a\n" + b"\x00" * 8}, "invalid_format", "file"),
-        ({"data": _png((4097, 2))}, "value_out_of_range", "file"),
-        ({"data": _png((2, 4097))}, "value_out_of_range", "file"),
+        ({"data": png((4097, 2), 0, mode="1")}, "value_out_of_range", "file"),
+        ({"data": png((2, 4097), 0, mode="1")}, "value_out_of_range", "file"),
         ({"data": PNG + b"\x00" * (10 * 1024 * 1024)}, "value_out_of_range", "file"),
         ({"purpose": None}, "missing_field", "purpose"),
         ({"purpose": "avatar"}, "invalid_format", "purpose"),

@@ -7,7 +7,6 @@ import json
 import logging
 import select
 import socket
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,9 +18,8 @@ DEADLINE = 30.0
 
 
 @pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
+def emu(aurous_emulator: Emulator) -> Emulator:
+    return aurous_emulator
 
 
 def raw(emu: Emulator) -> socket.socket:

@@ -17,12 +17,12 @@ from tests.emulator.helpers import (
     b64_part,
     body,
     connect,
-    cosine,
     image_bytes,
     text_part,
     url_part,
     vector,
 )
+from tests.helpers import cosine
 
 # A fixed 6x4 PNG (red, one blue and one white pixel): literal bytes, so the golden digest
 # below does not depend on the local zlib or Pillow encoder.

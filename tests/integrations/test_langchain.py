@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -37,15 +36,15 @@ from aurous_embed import (
 )
 from aurous_embed.langchain import AurousEmbeddings
 from aurous_embed.testing import Emulator
+from tests.helpers import cosine
 
 DIMENSION = 64  # short vectors keep the emulator quick; the adapter does not care
 COLOURS = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220)}
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(native_dimension=DIMENSION, rpm=100_000, rpm_burst=10_000) as emu:
-        yield emu
+def emulator(aurous_emulator_factory_module: Callable[..., Emulator]) -> Emulator:
+    return aurous_emulator_factory_module(native_dimension=DIMENSION, rpm=100_000, rpm_burst=10_000)
 
 
 @pytest.fixture
@@ -85,11 +84,6 @@ def pngs(tmp_path: Path) -> dict[str, str]:
         PILImage.new("RGB", (16, 16), rgb).save(path, format="PNG")
         paths[name] = str(path)
     return paths
-
-
-def cosine(a: list[float], b: list[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
 
 
 def embedding_requests(emu: Emulator) -> int:

@@ -25,11 +25,11 @@ from llama_index.core import Settings, StorageContext, VectorStoreIndex
 from llama_index.core.indices import MultiModalVectorStoreIndex
 from llama_index.core.schema import ImageNode, TextNode
 from llama_index.vector_stores.chroma import ChromaVectorStore
-from PIL import Image as PILImage
 
 from aurous_embed import MissingAPIKeyError, UnsupportedDimensionsError
 from aurous_embed.llama_index import AurousEmbedding
 from aurous_embed.testing import Emulator
+from tests.helpers import cosine, png
 
 pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
 
@@ -40,16 +40,6 @@ DOCS = {
     "soup": "a slow recipe for tomato soup",
 }
 EMBEDDINGS = "POST /v1/embeddings"
-
-
-def png(rgb: tuple[int, int, int]) -> bytes:
-    buffer = io.BytesIO()
-    PILImage.new("RGB", (16, 16), rgb).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def cosine(a: list[float], b: list[float]) -> float:
-    return sum(x * y for x, y in zip(a, b, strict=True))
 
 
 @pytest.fixture
@@ -86,7 +76,7 @@ def images(tmp_path: Path) -> dict[str, Path]:
     paths = {}
     for name, rgb in COLOURS.items():
         paths[name] = tmp_path / f"{name}.png"
-        paths[name].write_bytes(png(rgb))
+        paths[name].write_bytes(png((16, 16), rgb))
     return paths
 
 
@@ -175,7 +165,7 @@ def test_multimodal_index_over_chroma_with_inline_image_data(
 ) -> None:
     # ImageNode.image (base64) reaches the model as a BytesIO
     nodes = [
-        ImageNode(image=base64.b64encode(png(rgb)).decode(), metadata={"colour": colour})
+        ImageNode(image=base64.b64encode(png((16, 16), rgb)).decode(), metadata={"colour": colour})
         for colour, rgb in COLOURS.items()
     ]
     index = MultiModalVectorStoreIndex(

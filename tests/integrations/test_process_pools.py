@@ -24,9 +24,8 @@ WRONG_KEY = "al_live_wrongkeyinthisprocess000"
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
+def emu(aurous_emulator_module: Emulator) -> Emulator:
+    return aurous_emulator_module
 
 
 @pytest.fixture

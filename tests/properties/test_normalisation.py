@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -314,13 +314,12 @@ def test_normalisation_raises_only_input_validation_or_type_errors(
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
+def emulator(aurous_emulator_factory_module: Callable[..., Emulator]) -> Emulator:
     # accept_video: VideoURL parts are the client's to send and the API's to refuse (documented);
     # told to accept them, the emulator checks their JSON like any other part.
-    with Emulator(
+    return aurous_emulator_factory_module(
         native_dimension=8, rpm=1e9, rpm_burst=1e9, tpm=1e12, credits=1e9, accept_video=True
-    ) as emu:
-        yield emu
+    )
 
 
 @pytest.fixture(scope="module")

@@ -186,7 +186,9 @@ class Target:
 
 
 @pytest.fixture
-def aurous_target(record_mode: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
+def aurous_target(
+    record_mode: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[Target]:
     """The API for this test; also exported as AUROUS_BASE_URL / AUROUS_API_KEY for adapters."""
     if record_mode == "none":
         target = Target("http://127.0.0.1:9/v1", REPLAY_KEY)  # port 9: nothing listens
@@ -199,10 +201,9 @@ def aurous_target(record_mode: str, monkeypatch: pytest.MonkeyPatch) -> Iterator
             pytest.fail("AUROUS_RECORD_LIVE=1 needs AUROUS_API_KEY")
         yield Target(os.environ.get("AUROUS_BASE_URL", "https://api.aurous-labs.com/v1"), key)
     else:
-        from aurous_embed.testing import Emulator
-
-        with Emulator(native_dimension=EMULATOR_DIMENSION, rpm=100_000, rpm_burst=10_000) as emu:
-            target = Target(emu.base_url, emu.api_key)
-            for name, value in target.env().items():
-                monkeypatch.setenv(name, value)
-            yield target
+        make = request.getfixturevalue("aurous_emulator_factory")  # stopped after the test
+        emu = make(native_dimension=EMULATOR_DIMENSION, rpm=100_000, rpm_burst=10_000)
+        target = Target(emu.base_url, emu.api_key)
+        for name, value in target.env().items():
+            monkeypatch.setenv(name, value)
+        yield target

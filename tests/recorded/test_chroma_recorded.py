@@ -16,15 +16,12 @@ import pytest
 from chromadb.config import Settings
 
 from aurous_embed.chroma import AurousEmbeddingFunction
+from tests.helpers import cosine
 from tests.recorded.conftest import Target
 
 # Tiny images keep the cassette small: 2x2 solid red and solid blue.
 RED = np.full((2, 2, 3), (220, 20, 20), dtype=np.uint8)
 BLUE = np.full((2, 2, 3), (20, 20, 220), dtype=np.uint8)
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 @pytest.mark.vcr

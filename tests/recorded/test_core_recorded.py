@@ -13,6 +13,7 @@ from aurous_embed import (
     Text,
     UnsupportedDimensionsError,
 )
+from tests.helpers import cosine
 from tests.recorded.conftest import Target
 
 # A 2x2 red PNG: small enough to keep the cassette readable.
@@ -23,10 +24,6 @@ RED_PNG = base64.b64decode(
 
 def client(target: Target) -> AurousClient:
     return AurousClient(target.api_key, base_url=target.base_url)
-
-
-def cosine(a: list[float], b: list[float]) -> float:
-    return sum(x * y for x, y in zip(a, b, strict=True))
 
 
 @pytest.mark.vcr

@@ -7,24 +7,19 @@ The adapter is built with no arguments, as users do: ``aurous_target`` exports
 from __future__ import annotations
 
 import base64
-import math
 from pathlib import Path
 
 import pytest
 
 from aurous_embed import Image
 from aurous_embed.langchain import AurousEmbeddings
+from tests.helpers import cosine
 from tests.recorded.conftest import Target
 
 # A 2x2 red PNG: small enough to keep the cassettes readable.
 RED_PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg=="
 )
-
-
-def cosine(a: list[float], b: list[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
 
 
 def is_vector(value: object) -> bool:

@@ -15,16 +15,13 @@ from pathlib import Path
 import pytest
 
 from aurous_embed.llama_index import AurousEmbedding
+from tests.helpers import cosine
 from tests.recorded.conftest import Target
 
 # A 2x2 red PNG (79 bytes): small enough to keep the cassette readable.
 RED_PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR42mO8IyLCwMDAxMDAwMDAAAANIgEIUl86SgAAAABJRU5ErkJggg=="
 )
-
-
-def cosine(a: list[float], b: list[float]) -> float:
-    return sum(x * y for x, y in zip(a, b, strict=True))
 
 
 @pytest.fixture

@@ -13,13 +13,12 @@ them for some items of a batch only).
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image as PILImage
 from pydantic import ValidationError
 
 from aurous_embed import (
@@ -35,18 +34,13 @@ from aurous_embed.chroma import AurousEmbeddingFunction
 from aurous_embed.langchain import AurousEmbeddings
 from aurous_embed.llama_index import AurousEmbedding
 from aurous_embed.testing import Emulator
+from tests.helpers import png
 from tests.reliability.helpers import UNLIMITED
 
 pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
 
 HUGE = 1_000_001  # one character over the documented cap of a text
 B64 = "input[0].image_url.b64_json"
-
-
-def png(size: tuple[int, int] = (8, 8), colour: str = "red") -> bytes:
-    buffer = io.BytesIO()
-    PILImage.new("RGB", size, colour).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 @dataclass
@@ -76,9 +70,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Emulator]:
-    with Emulator(**UNLIMITED) as emulator:
-        yield emulator
+def server(aurous_emulator_factory_module: Callable[..., Emulator]) -> Emulator:
+    return aurous_emulator_factory_module(**UNLIMITED)
 
 
 class Doors:

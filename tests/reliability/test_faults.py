@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -58,9 +58,8 @@ def clock() -> FastClock:
 
 
 @pytest.fixture
-def faulty(clock: FastClock) -> Iterator[Emulator]:
-    with Emulator(faults=FAULT_MIX, clock=clock, **UNLIMITED) as emulator:
-        yield emulator
+def faulty(clock: FastClock, aurous_emulator_factory: Callable[..., Emulator]) -> Emulator:
+    return aurous_emulator_factory(faults=FAULT_MIX, clock=clock, **UNLIMITED)
 
 
 def check_run(

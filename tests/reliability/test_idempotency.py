@@ -10,7 +10,7 @@ be idle, so the next attempt sees the outcome of the first one. No test sleeps t
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Literal
 
 import pytest
@@ -50,9 +50,8 @@ class ReleasingClock(FakeClock):
 
 
 @pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with Emulator(**UNLIMITED) as emu:
-        yield emu
+def emulator(aurous_emulator_factory: Callable[..., Emulator]) -> Emulator:
+    return aurous_emulator_factory(**UNLIMITED)
 
 
 @pytest.fixture

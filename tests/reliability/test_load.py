@@ -1,9 +1,10 @@
-"""The emulator under load: 200 concurrent connections for 30 seconds, no errors, bounded memory.
+"""The emulator under load: 200 concurrent connections, no errors, bounded memory.
 
-One asyncio process opens 200 connections (loopback only); 200 tasks each send requests back to
-back on their own connection until the deadline. The 30 s wall-clock deadline is the subject of
-the test, not a wait for something. The emulator holds each request 0.5 s (its ``latency``), so
-all 200 are in flight at once, not just open.
+One asyncio process opens 200 connections (loopback only); 200 tasks each send
+``REQUESTS_PER_CONNECTION`` requests back to back on their own connection. The emulator holds
+each request 0.5 s (its ``latency``), so all 200 are in flight at once, not just open. The test
+counts requests, never seconds: how many requests per second the emulator sustains is a speed
+goal, measured by ``python -m benchmarks.emulator`` (256 in flight at 100 ms).
 
 Each task has its own ``AsyncAurousClient`` over a one-connection ``httpx.AsyncClient``: one
 httpcore pool of 200 connections spends its time in ``_assign_requests_to_connections`` (quadratic
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import time
 
 import httpx
 import pytest
@@ -32,12 +32,13 @@ from tests.reliability.helpers import UNLIMITED
 pytestmark = [pytest.mark.slow, pytest.mark.allow_hosts(["127.0.0.1"])]
 
 CONNECTIONS = 200
-DURATION = 30.0  # seconds of sustained load
 LATENCY = 0.5  # seconds the emulator holds each request
 WINDOW_REQUESTS = 1000  # requests per 24 h of emulator time
+# Three windows' worth of requests in all: records must expire twice for the store to stay small.
+REQUESTS_PER_CONNECTION = 3 * WINDOW_REQUESTS // CONNECTIONS + 1
 
 
-async def test_200_connections_for_30_seconds_without_errors_or_unbounded_records() -> None:
+async def test_200_connections_at_once_without_errors_or_unbounded_records() -> None:
     clock = Clock()
     emulator = Emulator(clock=clock, latency=LATENCY, **UNLIMITED)
     store = emulator.app.idempotency  # type: ignore[attr-defined]  # the in-process record store
@@ -74,13 +75,11 @@ async def test_200_connections_for_30_seconds_without_errors_or_unbounded_record
             )
             for pool in pools
         ]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + DURATION
 
         async def connection(number: int) -> int:
             nonlocal done, peak
             sent = 0
-            while loop.time() < deadline:
+            while sent < REQUESTS_PER_CONNECTION:
                 result = await clients[number].embed(f"connection {number}, request {sent}")
                 assert not result.replayed and result.idempotency_key
                 sent += 1
@@ -89,10 +88,8 @@ async def test_200_connections_for_30_seconds_without_errors_or_unbounded_record
                 peak = max(peak, len(store))
             return sent
 
-        started = time.monotonic()
         try:
             per_connection = await asyncio.gather(*(connection(n) for n in range(CONNECTIONS)))
-            elapsed = time.monotonic() - started
             # A client has the whole answer a moment before the emulator's thread finishes the
             # request's bookkeeping: wait for that (woken on each change, no polling).
             stats = await asyncio.to_thread(emulator.wait_until, lambda s: s.in_flight == 0)
@@ -101,11 +98,10 @@ async def test_200_connections_for_30_seconds_without_errors_or_unbounded_record
             total = sum(per_connection)
             assert total == done == stats.requests == stats.charges
             assert stats.by_status == {200: total}
-            assert all(sent >= 1 for sent in per_connection)
-            # 200 connections, all busy at once, for the whole 30 s.
+            assert per_connection == [REQUESTS_PER_CONNECTION] * CONNECTIONS
+            # 200 connections, all busy at once.
             assert len(peers) == CONNECTIONS
             assert stats.max_concurrency == CONNECTIONS
-            assert elapsed >= DURATION
             # Bounded memory: idempotency records expire. At most one window of requests (plus
             # what is in flight) is ever held, while far more keys than that were used.
             assert total >= 3 * WINDOW_REQUESTS, total

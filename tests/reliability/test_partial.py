@@ -9,13 +9,11 @@ signature does not match (``400 image_fetch_failed``).
 
 from __future__ import annotations
 
-import io
 import math
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from PIL import Image as PILImage
 
 from aurous_embed import (
     AsyncAurousClient,
@@ -28,6 +26,7 @@ from aurous_embed import (
     Text,
 )
 from aurous_embed.testing import Emulator
+from tests.helpers import png
 from tests.reliability.helpers import UNLIMITED, corpus
 
 EMBEDDINGS = "POST /v1/embeddings"
@@ -38,17 +37,11 @@ FETCH = (BadRequestError, "image_fetch_failed")
 Failing = dict[int, tuple[type[Exception], str, str]]
 
 
-def png(colour: str) -> bytes:
-    buffer = io.BytesIO()
-    PILImage.new("RGB", (8, 8), colour).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def uploads(emulator: Emulator) -> tuple[str, str, str]:
     """The URLs of a live upload, a deleted one, and one with a forged signature."""
     with AurousClient(emulator.api_key, base_url=emulator.base_url) as client:
-        live = client.upload_file(png("green")).url
-        deleted = client.upload_file(png("red"))
+        live = client.upload_file(png(colour="green")).url
+        deleted = client.upload_file(png(colour="red"))
         client.delete_file(deleted.id)
     forged = live.replace("token=", "token=0")
     return live, deleted.url, forged
@@ -79,9 +72,8 @@ def batch(emulator: Emulator) -> tuple[list[object], Failing]:
 
 
 @pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with Emulator(**UNLIMITED) as emu:
-        yield emu
+def emulator(aurous_emulator_factory: Callable[..., Emulator]) -> Emulator:
+    return aurous_emulator_factory(**UNLIMITED)
 
 
 def sent(emulator: Emulator) -> int:

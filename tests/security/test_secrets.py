@@ -15,7 +15,7 @@ import json
 import logging
 import pickle
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +70,10 @@ def test_the_detector_finds_whole_and_partial_keys() -> None:
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(keys=[KEY], native_dimension=16, rpm=1e9, rpm_burst=1e9, tpm=1e12) as emu:
-        yield emu
+def emulator(aurous_emulator_factory_module: Callable[..., Emulator]) -> Emulator:
+    return aurous_emulator_factory_module(
+        keys=[KEY], native_dimension=16, rpm=1e9, rpm_burst=1e9, tpm=1e12
+    )
 
 
 @pytest.fixture

@@ -1,4 +1,10 @@
-"""Unit-test helpers: a scripted fake API on httpx.MockTransport and a clock that never sleeps."""
+"""Unit-test helpers: a scripted fake API on httpx.MockTransport and a clock that never sleeps.
+
+Unit tests open no sockets: every test under ``tests/unit`` runs with pytest-socket's guard on
+(AF_UNIX allowed, for the event loop's self-pipe), so creating an internet socket or resolving a
+name raises ``SocketBlockedError``. A test that starts its own server on loopback says so with
+``@pytest.mark.allow_hosts(["127.0.0.1"])`` (docs/testing.md, "Sockets").
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,24 @@ from typing import Any
 
 import httpx
 import pytest
+import pytest_socket
 
 from aurous_embed import AsyncAurousClient, AurousClient
+from tests.helpers import Flavour, make_client
+
+#: The markers (from pytest-socket) that let a unit test open sockets; nothing else does.
+SOCKET_MARKERS = ("allow_hosts", "enable_socket")
+#: The mark of a unit test that starts its own server on loopback.
+LOOPBACK = pytest.mark.allow_hosts(["127.0.0.1"])
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-socket's own hook and before fixtures are set up
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Guard the sockets of every test in this directory unless it is marked (see above)."""
+    if not any(item.get_closest_marker(name) for name in SOCKET_MARKERS):
+        pytest_socket.disable_socket(allow_unix_socket=True)
+    # pytest-socket's teardown hook puts the real socket back after every test.
+
 
 API_KEY = "al_live_" + "0123456789abcdef" * 4
 BASE_URL = "https://api.test.invalid/v1"
@@ -126,23 +148,45 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def client(api: FakeAPI, clock: FakeClock) -> Iterator[AurousClient]:
-    with AurousClient(
-        API_KEY,
-        base_url=BASE_URL,
-        http_client=httpx.Client(transport=httpx.MockTransport(api)),
-        clock=clock,
-    ) as c:
+    with make_client("sync", API_KEY, handler=api, base_url=BASE_URL, clock=clock) as c:
         yield c
 
 
 @pytest.fixture
 def aclient(api: FakeAPI, clock: FakeClock) -> AsyncAurousClient:
-    return AsyncAurousClient(
-        API_KEY,
-        base_url=BASE_URL,
-        http_client=httpx.AsyncClient(transport=httpx.MockTransport(api)),
-        clock=clock,
+    client: AsyncAurousClient = make_client(
+        "async", API_KEY, handler=api, base_url=BASE_URL, clock=clock
     )
+    return client
+
+
+MakeClient = Callable[..., Any]
+
+
+@pytest.fixture
+def make(flavour: Flavour, api: FakeAPI, clock: FakeClock) -> Iterator[MakeClient]:
+    """``make(**options)``: a client of the test's ``flavour`` on the fake API and clock.
+
+    Sync clients are closed after the test; call them through ``tests.helpers.settle``.
+    """
+    made: list[Any] = []
+
+    def build(**options: Any) -> Any:
+        options.setdefault("base_url", BASE_URL)
+        options.setdefault("clock", clock)
+        made.append(make_client(flavour, API_KEY, handler=api, **options))
+        return made[-1]
+
+    yield build
+    for client in made:
+        if isinstance(client, AurousClient):
+            client.close()
+
+
+@pytest.fixture
+def any_client(make: MakeClient) -> Any:
+    """The sync or the async client (per ``flavour``) on the fake API and clock."""
+    return make()
 
 
 @pytest.fixture

@@ -18,7 +18,16 @@ from aurous_embed import (
     BatchEmbeddingError,
     Text,
 )
-from tests.unit.conftest import API_KEY, BASE_URL, FakeAPI, embedding_body, error_body, respond
+from tests.helpers import settle
+from tests.unit.conftest import (
+    API_KEY,
+    BASE_URL,
+    FakeAPI,
+    MakeClient,
+    embedding_body,
+    error_body,
+    respond,
+)
 
 
 def echo_vector(request: httpx.Request) -> httpx.Response:
@@ -28,31 +37,31 @@ def echo_vector(request: httpx.Request) -> httpx.Response:
     return respond(body=embedding_body([float(len(text)), float(ord(text[-1]))], credits=0.5))
 
 
-def test_order_and_one_request_per_input(client: AurousClient, api: FakeAPI) -> None:
+async def test_order_and_one_request_per_input(any_client: Any, api: FakeAPI) -> None:
     api.default = echo_vector
     inputs = [f"item-{i}" + "x" * (i % 7) for i in range(100)]
-    results = client.embed_many(inputs)
+    results = await settle(any_client.embed_many(inputs))
     assert [r.embedding for r in results] == [[float(len(t)), float(ord(t[-1]))] for t in inputs]
     assert len(api.requests) == 100
     assert sorted(json.loads(r.content)["input"] for r in api.requests) == sorted(inputs)
     assert len({r.headers["idempotency-key"] for r in api.requests}) == 100
-    assert client.usage.requests == 100
-    assert client.usage.credits_charged == pytest.approx(50.0)
+    assert any_client.usage.requests == 100
+    assert any_client.usage.credits_charged == pytest.approx(50.0)
 
 
-def test_combined_parts_item_is_one_request(client: AurousClient, api: FakeAPI) -> None:
-    client.embed_many([[Text("a"), Text("b")], "c"])
+async def test_combined_parts_item_is_one_request(any_client: Any, api: FakeAPI) -> None:
+    await settle(any_client.embed_many([[Text("a"), Text("b")], "c"]))
     bodies = sorted(json.dumps(b["input"]) for b in api.bodies())
     assert bodies == ['"c"', '[{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]']
 
 
-def test_empty_batch_sends_nothing(client: AurousClient, api: FakeAPI) -> None:
-    assert client.embed_many([]) == []
+async def test_empty_batch_sends_nothing(any_client: Any, api: FakeAPI) -> None:
+    assert await settle(any_client.embed_many([])) == []
     assert api.requests == []
 
 
-def test_accepts_any_iterable(client: AurousClient, api: FakeAPI) -> None:
-    results = client.embed_many(f"t{i}" for i in range(5))
+async def test_accepts_any_iterable(any_client: Any, api: FakeAPI) -> None:
+    results = await settle(any_client.embed_many(f"t{i}" for i in range(5)))
     assert len(results) == 5
 
 
@@ -84,7 +93,7 @@ def test_concurrency_is_bounded_and_used(api: FakeAPI) -> None:
     assert peak == 4
 
 
-def test_partial_failure_keeps_every_success(client: AurousClient, api: FakeAPI) -> None:
+async def test_partial_failure_keeps_every_success(any_client: Any, api: FakeAPI) -> None:
     def some_fail(request: httpx.Request) -> httpx.Response:
         text = json.loads(request.content)["input"]
         if text in ("t3", "t7"):
@@ -93,7 +102,7 @@ def test_partial_failure_keeps_every_success(client: AurousClient, api: FakeAPI)
 
     api.default = some_fail
     with pytest.raises(BatchEmbeddingError) as info:
-        client.embed_many([f"t{i}" for i in range(10)])
+        await settle(any_client.embed_many([f"t{i}" for i in range(10)]))
     error = info.value
     assert sorted(error.errors) == [3, 7]
     assert all(isinstance(e, BadRequestError) for e in error.errors.values())
@@ -103,63 +112,36 @@ def test_partial_failure_keeps_every_success(client: AurousClient, api: FakeAPI)
     assert len(api.requests) == 10  # failures did not stop the others
 
 
-def test_fatal_error_stops_sending(api: FakeAPI) -> None:
+async def test_fatal_error_stops_sending(api: FakeAPI, make: MakeClient) -> None:
     api.default = lambda request: respond(401, error_body("invalid_api_key", "authentication"))
-    with AurousClient(
-        API_KEY,
-        base_url=BASE_URL,
-        max_concurrency=2,
-        http_client=httpx.Client(transport=httpx.MockTransport(api)),
-    ) as client:
-        with pytest.raises(BatchEmbeddingError) as info:
-            client.embed_many([f"t{i}" for i in range(50)])
+    with pytest.raises(BatchEmbeddingError) as info:
+        await settle(make(max_concurrency=2).embed_many([f"t{i}" for i in range(50)]))
     assert len(api.requests) <= 2 * 4 + 2  # stopped early, not 50 doomed requests
     assert sorted(info.value.errors) == list(range(50))  # every item accounted for
     assert all(isinstance(e, AuthenticationError) for e in info.value.errors.values())
 
 
-def test_progress_callback(client: AurousClient, api: FakeAPI) -> None:
+async def test_progress_callback(any_client: Any, api: FakeAPI) -> None:
     api.default = echo_vector
     seen: list[tuple[int, int | None, float]] = []
-    client.embed_many(
-        ["a", "b", "c"],
-        on_progress=lambda done, total, credits: seen.append((done, total, credits)),
+    await settle(
+        any_client.embed_many(
+            ["a", "b", "c"],
+            on_progress=lambda done, total, credits: seen.append((done, total, credits)),
+        )
     )
     assert [s[0] for s in seen] == [1, 2, 3]
     assert {s[1] for s in seen} == {3}
     assert seen[-1][2] == pytest.approx(1.5)
 
 
-def test_caller_iterator_error_surfaces(client: AurousClient) -> None:
+async def test_caller_iterator_error_surfaces(any_client: Any) -> None:
     def broken() -> Any:
         yield "a"
         raise RuntimeError("source broke")
 
     with pytest.raises(RuntimeError, match="source broke"):
-        client.embed_many(broken())
-
-
-async def test_async_order_partial_failure_and_progress(
-    aclient: AsyncAurousClient, api: FakeAPI
-) -> None:
-    def some_fail(request: httpx.Request) -> httpx.Response:
-        text = json.loads(request.content)["input"]
-        if text == "t4":
-            return respond(400, error_body("model_wrong_kind", param="model"))
-        return echo_vector(request)
-
-    api.default = some_fail
-    seen: list[int] = []
-    async with aclient:
-        ok = await aclient.embed_many(
-            [f"t{i}" for i in range(4)], on_progress=lambda d, t, c: seen.append(d)
-        )
-        assert [r.embedding[1] for r in ok] == [float(ord(str(i))) for i in range(4)]
-        with pytest.raises(BatchEmbeddingError) as info:
-            await aclient.embed_many([f"t{i}" for i in range(6)])
-    assert seen == [1, 2, 3, 4]
-    assert list(info.value.errors) == [4]
-    assert info.value.results[5] is not None
+        await settle(any_client.embed_many(broken()))
 
 
 async def test_async_concurrency_bound(api: FakeAPI) -> None:

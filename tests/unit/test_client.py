@@ -15,7 +15,7 @@ import aurous_embed
 from aurous_embed import AsyncAurousClient, AurousClient, AuthenticationError
 from aurous_embed._connections import HTTPBackend
 from aurous_embed._secrets import Secret
-from tests.unit.conftest import API_KEY, BASE_URL, FakeAPI, error_body, respond
+from tests.unit.conftest import API_KEY, BASE_URL, LOOPBACK, FakeAPI, error_body, respond
 
 
 def test_all_is_sorted_and_complete() -> None:
@@ -93,6 +93,7 @@ async def test_async_close(api: FakeAPI) -> None:
     assert connections is not None and connections.closed
 
 
+@LOOPBACK
 def test_async_client_survives_several_event_loops() -> None:
     """One client, two asyncio.run calls: the second gets fresh connections, the first's close."""
     import asyncio
@@ -122,6 +123,7 @@ def test_async_client_survives_several_event_loops() -> None:
     assert used[1] is not None and used[1].closed
 
 
+@LOOPBACK
 async def test_async_lends_one_connection_per_request_in_flight(
     http_backend: HTTPBackend,
 ) -> None:
@@ -144,6 +146,7 @@ async def test_async_lends_one_connection_per_request_in_flight(
         assert emu.stats.max_concurrency == 6
 
 
+@LOOPBACK
 def test_sync_lends_one_connection_per_request_in_flight() -> None:
     from aurous_embed.testing import Emulator
 
@@ -209,6 +212,7 @@ def test_replay_identical_derives_each_key_from_the_request(api: FakeAPI) -> Non
     )
 
 
+@LOOPBACK
 def test_identical_requests_at_once_with_derived_keys_are_charged_once() -> None:
     """Two clients (or processes) sending the same request at once with replay_identical: the
     second gets 409 idempotency_key_in_use, waits for the first, and is replayed free."""

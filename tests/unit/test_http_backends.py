@@ -31,7 +31,7 @@ from aurous_embed import (
 )
 from aurous_embed._connections import HTTPBackend
 from aurous_embed.testing import Emulator
-from tests.unit.conftest import FakeClock, embedding_body
+from tests.unit.conftest import LOOPBACK, FakeClock, embedding_body
 
 API_KEY = "al_live_" + "5" * 64
 BODY = json.dumps(embedding_body([0.5, 0.25, -0.125], tokens=2)).encode()
@@ -123,6 +123,7 @@ def client(server: Server, backend: HTTPBackend, **options: object) -> AsyncAuro
     )
 
 
+@LOOPBACK
 async def test_an_answer_is_parsed_the_same(serve: Serve, http_backend: HTTPBackend) -> None:
     server = await serve(answer())
     async with client(server, http_backend) as aclient:
@@ -131,6 +132,7 @@ async def test_an_answer_is_parsed_the_same(serve: Serve, http_backend: HTTPBack
     assert server.requests[0]["x-api-key"] == API_KEY
 
 
+@LOOPBACK
 @pytest.mark.parametrize(
     "action",
     [
@@ -151,6 +153,7 @@ async def test_failures_after_sending_may_have_reached_the_server(
     assert len(server.requests) == 1
 
 
+@LOOPBACK
 async def test_a_refused_connection_never_reached_the_server(http_backend: HTTPBackend) -> None:
     with socket.socket() as sock:  # a port that was free a moment ago and has no listener
         sock.bind(("127.0.0.1", 0))
@@ -165,6 +168,7 @@ async def test_a_refused_connection_never_reached_the_server(http_backend: HTTPB
     assert API_KEY not in str(info.value) and API_KEY not in repr(info.value.__cause__)
 
 
+@LOOPBACK
 async def test_no_answer_within_the_timeout_is_a_timeout(
     serve: Serve, http_backend: HTTPBackend
 ) -> None:
@@ -175,6 +179,7 @@ async def test_no_answer_within_the_timeout_is_a_timeout(
     assert info.value.may_have_reached_server is True
 
 
+@LOOPBACK
 async def test_a_dropped_answer_is_retried_with_the_same_idempotency_key(
     serve: Serve, http_backend: HTTPBackend
 ) -> None:
@@ -189,6 +194,7 @@ async def test_a_dropped_answer_is_retried_with_the_same_idempotency_key(
     assert first["idempotency-key"] == second["idempotency-key"]
 
 
+@LOOPBACK
 async def test_redirects_are_never_followed(serve: Serve, http_backend: HTTPBackend) -> None:
     elsewhere = answer(b"", "Location: http://127.0.0.1:9/v1/embeddings", status="307 Temporary")
     server = await serve(elsewhere, answer())
@@ -199,6 +205,7 @@ async def test_redirects_are_never_followed(serve: Serve, http_backend: HTTPBack
     assert len(server.requests) == 1
 
 
+@LOOPBACK
 async def test_compressed_answers_are_decoded_and_cookies_never_sent_back(
     serve: Serve, http_backend: HTTPBackend
 ) -> None:
@@ -235,6 +242,7 @@ async def test_auto_uses_aiohttp_only_when_it_is_installed(
         AsyncAurousClient(API_KEY, http_backend="aiohttp")
 
 
+@LOOPBACK
 async def test_a_closed_client_refuses_to_send(serve: Serve, http_backend: HTTPBackend) -> None:
     server = await serve(answer())
     aclient = client(server, http_backend)
@@ -248,6 +256,7 @@ async def test_a_closed_client_refuses_to_send(serve: Serve, http_backend: HTTPB
     await aclient.close()
 
 
+@LOOPBACK
 def test_a_loop_closed_without_shutdown_leaves_no_error_logs(
     http_backend: HTTPBackend, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -22,16 +22,11 @@ from aurous_embed import (
 )
 from aurous_embed._config import MAX_IMAGE_BYTES, MAX_IMAGE_SIDE
 from aurous_embed._images import encode_image, header_size, sniff_mime
+from tests.helpers import png
 from tests.unit.conftest import FakeAPI
 
 PIL = pytest.importorskip("PIL.Image")
 np = pytest.importorskip("numpy")
-
-
-def png(width: int, height: int, mode: str = "RGB", fmt: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    PIL.new(mode, (width, height), (200, 30, 30) if mode == "RGB" else 128).save(buffer, format=fmt)
-    return buffer.getvalue()
 
 
 def decode(data: bytes) -> Any:
@@ -42,7 +37,7 @@ def decode(data: bytes) -> Any:
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
 def test_header_sizes_without_decoding(fmt: str) -> None:
-    data = png(37, 21, fmt=fmt)
+    data = png((37, 21), fmt=fmt)
     mime = sniff_mime(data)
     assert mime == f"image/{fmt.lower()}"
     assert header_size(data, mime) == (37, 21)
@@ -56,19 +51,19 @@ def test_lossless_and_extended_webp_sizes() -> None:
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
 def test_acceptable_bytes_are_sent_unchanged(fmt: str) -> None:
-    data = png(64, 48, fmt=fmt)
+    data = png((64, 48), fmt=fmt)
     assert encode_image(data, fit=True, param="p") == data
 
 
 @pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF"])
 def test_other_formats_are_converted(fmt: str) -> None:
-    out = encode_image(png(10, 8, fmt=fmt), fit=True, param="p")
+    out = encode_image(png((10, 8), fmt=fmt), fit=True, param="p")
     assert sniff_mime(out) == "image/png"
     assert decode(out).size == (10, 8)
 
 
 def test_oversized_image_is_downscaled_keeping_aspect() -> None:
-    out = encode_image(png(MAX_IMAGE_SIDE + 904, 1000, fmt="JPEG"), fit=True, param="p")
+    out = encode_image(png((MAX_IMAGE_SIDE + 904, 1000), fmt="JPEG"), fit=True, param="p")
     image = decode(out)
     assert max(image.size) == MAX_IMAGE_SIDE
     assert image.size[1] == round(1000 * MAX_IMAGE_SIDE / (MAX_IMAGE_SIDE + 904))
@@ -77,7 +72,7 @@ def test_oversized_image_is_downscaled_keeping_aspect() -> None:
 
 def test_oversized_with_fit_false_raises() -> None:
     with pytest.raises(InputValidationError, match="4096 px") as info:
-        encode_image(png(MAX_IMAGE_SIDE + 1, 2), fit=False, param="input[0].image_url.b64_json")
+        encode_image(png((MAX_IMAGE_SIDE + 1, 2)), fit=False, param="input[0].image_url.b64_json")
     assert info.value.param == "input[0].image_url.b64_json"
 
 
@@ -162,6 +157,7 @@ def test_image_file_that_breaks_after_the_check_fails_only_its_item(
 
 def test_without_pillow_a_conversion_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     real_import = builtins.__import__
+    small_png = png((2, 2))  # made while Pillow can still be imported
 
     def no_pil(name: str, *args: Any, **kwargs: Any) -> Any:
         if name == "PIL" or name.startswith("PIL."):
@@ -172,14 +168,13 @@ def test_without_pillow_a_conversion_names_the_extra(monkeypatch: pytest.MonkeyP
     gif = b"GIF89a" + struct.pack("<HH", 1, 1) + b"\x00" * 20
     with pytest.raises(MissingDependencyError, match=r"aurous-embed\[images\]"):
         encode_image(gif, fit=True, param="p")
-    small_png = png(2, 2)  # png() holds the already-imported module
     assert (
         encode_image(small_png, fit=True, param="p") == small_png
     )  # within limits: no Pillow needed
 
 
 def test_image_json_is_b64_json_never_a_data_uri(client: AurousClient, api: FakeAPI) -> None:
-    client.embed(Image(png(4, 4)))
+    client.embed(Image(png((4, 4))))
     part = json.loads(api.requests[0].content)["input"][0]
     assert set(part["image_url"]) == {"b64_json"}
     assert not part["image_url"]["b64_json"].startswith("data:")
@@ -187,7 +182,7 @@ def test_image_json_is_b64_json_never_a_data_uri(client: AurousClient, api: Fake
 
 
 def test_binary_file_objects(client: AurousClient, api: FakeAPI, tmp_path: Path) -> None:
-    data = png(3, 3)
+    data = png((3, 3))
     stream = io.BytesIO(data)
     stream.seek(2)
     client.embed(Image(stream))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+from typing import Any
 
 import httpx
 import pytest
@@ -11,7 +12,6 @@ from aurous_embed import (
     APIConnectionError,
     APITimeoutError,
     AsyncAurousClient,
-    AurousClient,
     BadRequestError,
     IdempotencyConflictError,
     InternalServerError,
@@ -19,7 +19,14 @@ from aurous_embed import (
 )
 from aurous_embed._errors import error_from_response
 from aurous_embed._retry import RetryState, backoff, decide, parse_reset, parse_retry_after
-from tests.unit.conftest import API_KEY, BASE_URL, FakeAPI, FakeClock, error_body, respond
+from tests.helpers import settle
+from tests.unit.conftest import (
+    FakeAPI,
+    FakeClock,
+    MakeClient,
+    error_body,
+    respond,
+)
 
 NOW = 1_800_000_000.0
 
@@ -159,8 +166,8 @@ def test_transport_error_marks_the_call_as_maybe_in_flight() -> None:
 # --- the loops ---------------------------------------------------------------------------------
 
 
-def test_same_idempotency_key_on_every_retry_and_retry_after_honoured(
-    client: AurousClient, api: FakeAPI, clock: FakeClock
+async def test_same_idempotency_key_on_every_retry_and_retry_after_honoured(
+    any_client: Any, api: FakeAPI, clock: FakeClock
 ) -> None:
     api.script = [
         respond(429, error_body("too_many_requests", "rate_limit"), {"Retry-After": "3"}),
@@ -169,7 +176,7 @@ def test_same_idempotency_key_on_every_retry_and_retry_after_honoured(
         httpx.ReadTimeout("slow"),
         respond(),
     ]
-    result = client.embed("x")
+    result = await settle(any_client.embed("x"))
     keys = {r.headers["idempotency-key"] for r in api.requests}
     assert len(api.requests) == 5
     assert len(keys) == 1
@@ -180,78 +187,57 @@ def test_same_idempotency_key_on_every_retry_and_retry_after_honoured(
     assert len({r.content for r in api.requests}) == 1  # identical body every time
 
 
-def test_no_retry_on_400(client: AurousClient, api: FakeAPI, clock: FakeClock) -> None:
+async def test_no_retry_on_400(any_client: Any, api: FakeAPI, clock: FakeClock) -> None:
     api.default = lambda request: respond(
         400, error_body("embeddings_input_too_large", param="input")
     )
     with pytest.raises(BadRequestError) as info:
-        client.embed("x")
+        await settle(any_client.embed("x"))
     assert info.value.code == "embeddings_input_too_large"
     assert len(api.requests) == 1
     assert clock.sleeps == []
 
 
-def test_max_retries_counts_retries_not_attempts(api: FakeAPI, clock: FakeClock) -> None:
+async def test_max_retries_counts_retries_not_attempts(api: FakeAPI, make: MakeClient) -> None:
     api.default = lambda request: respond(500, error_body("internal_error", "server_error"))
-    with AurousClient(
-        API_KEY,
-        base_url=BASE_URL,
-        max_retries=2,
-        clock=clock,
-        http_client=httpx.Client(transport=httpx.MockTransport(api)),
-    ) as client:
-        with pytest.raises(InternalServerError):
-            client.embed("x")
+    with pytest.raises(InternalServerError):
+        await settle(make(max_retries=2).embed("x"))
     assert len(api.requests) == 3
 
 
-def test_rate_limit_waits_do_not_use_up_max_retries(api: FakeAPI, clock: FakeClock) -> None:
+async def test_rate_limit_waits_do_not_use_up_max_retries(api: FakeAPI, make: MakeClient) -> None:
     limited = respond(429, error_body("too_many_requests", "rate_limit"), {"Retry-After": "1"})
     failed = respond(500, error_body("internal_error", "server_error"))
     api.script = [limited, limited, failed, limited, failed, limited, limited, respond()]
-    with AurousClient(
-        API_KEY,
-        base_url=BASE_URL,
-        max_retries=2,
-        clock=clock,
-        http_client=httpx.Client(transport=httpx.MockTransport(api)),
-    ) as client:
-        client.embed("x")
+    await settle(make(max_retries=2).embed("x"))
     assert len(api.requests) == 8  # 5 rate-limit waits + 2 failure retries
 
 
-def test_max_retries_zero_sends_once(api: FakeAPI, clock: FakeClock) -> None:
+async def test_max_retries_zero_sends_once(api: FakeAPI, make: MakeClient) -> None:
     api.default = lambda request: respond(
         429, error_body("too_many_requests", "rate_limit"), {"Retry-After": "1"}
     )
-    with AurousClient(
-        API_KEY,
-        base_url=BASE_URL,
-        max_retries=0,
-        clock=clock,
-        http_client=httpx.Client(transport=httpx.MockTransport(api)),
-    ) as client:
-        with pytest.raises(RateLimitError):
-            client.embed("x")
+    with pytest.raises(RateLimitError):
+        await settle(make(max_retries=0).embed("x"))
     assert len(api.requests) == 1
 
 
-def test_connection_errors_become_typed_after_retries(client: AurousClient, api: FakeAPI) -> None:
+async def test_connection_errors_become_typed_after_retries(any_client: Any, api: FakeAPI) -> None:
     api.default = lambda request: (_ for _ in ()).throw(httpx.ConnectError("refused"))
     with pytest.raises(APIConnectionError) as info:
-        client.embed("x")
+        await settle(any_client.embed("x"))
     assert isinstance(info.value.__cause__, httpx.ConnectError)
     assert len(api.requests) == 5
 
 
-def test_timeout_becomes_api_timeout_error(client: AurousClient, api: FakeAPI) -> None:
+async def test_timeout_becomes_api_timeout_error(any_client: Any, api: FakeAPI) -> None:
     api.default = lambda request: (_ for _ in ()).throw(httpx.ReadTimeout("slow"))
     with pytest.raises(APITimeoutError):
-        client.embed("x")
+        await settle(any_client.embed("x"))
 
 
-def test_409_after_a_lost_answer_waits_for_the_replay(
-    client: AurousClient, api: FakeAPI, clock: FakeClock
+async def test_409_after_a_lost_answer_waits_for_the_replay(
+    any_client: Any, api: FakeAPI, clock: FakeClock
 ) -> None:
     api.script = [
         httpx.ReadTimeout("first attempt still running"),
@@ -259,26 +245,26 @@ def test_409_after_a_lost_answer_waits_for_the_replay(
         respond(409, error_body("idempotency_key_in_use")),
         respond(headers={"Aurous-Idempotent-Replayed": "true"}),
     ]
-    result = client.embed("x")
+    result = await settle(any_client.embed("x"))
     assert result.replayed
     assert clock.sleeps[1:] == [0.5, 1.0]
     assert len({r.headers["idempotency-key"] for r in api.requests}) == 1
     # the replay stands for the first attempt's charge: counted once
-    assert client.usage.credits_charged == pytest.approx(0.00005625)
+    assert any_client.usage.credits_charged == pytest.approx(0.00005625)
 
 
-def test_409_on_a_fresh_call_is_not_retried(client: AurousClient, api: FakeAPI) -> None:
+async def test_409_on_a_fresh_call_is_not_retried(any_client: Any, api: FakeAPI) -> None:
     api.default = lambda request: respond(409, error_body("idempotency_key_in_use"))
     with pytest.raises(IdempotencyConflictError):
-        client.embed("x", idempotency_key="reused-with-another-body")
+        await settle(any_client.embed("x", idempotency_key="reused-with-another-body"))
     assert len(api.requests) == 1
 
 
-def test_explicit_replay_costs_nothing_in_usage(client: AurousClient, api: FakeAPI) -> None:
+async def test_explicit_replay_costs_nothing_in_usage(any_client: Any, api: FakeAPI) -> None:
     api.script = [respond(), respond(headers={"Aurous-Idempotent-Replayed": "true"})]
-    client.embed("x", idempotency_key="k1")
-    client.embed("x", idempotency_key="k1")
-    usage = client.usage
+    await settle(any_client.embed("x", idempotency_key="k1"))
+    await settle(any_client.embed("x", idempotency_key="k1"))
+    usage = any_client.usage
     assert usage.requests == 2
     assert usage.credits_charged == pytest.approx(0.00005625)
     assert usage.prompt_tokens == 3
@@ -297,14 +283,3 @@ async def test_async_loop_same_key_and_retry_after(
     assert len({r.headers["idempotency-key"] for r in api.requests}) == 1
     assert clock.sleeps[0] == 2.0
     assert result.embedding == [0.1, 0.2, 0.3]
-
-
-async def test_async_no_retry_on_400(
-    aclient: AsyncAurousClient, api: FakeAPI, clock: FakeClock
-) -> None:
-    api.default = lambda request: respond(400, error_body("model_wrong_kind", param="model"))
-    async with aclient:
-        with pytest.raises(BadRequestError):
-            await aclient.embed("x")
-    assert len(api.requests) == 1
-    assert clock.sleeps == []

@@ -19,7 +19,7 @@ import aurous_embed._connections as http_module
 from aurous_embed import AsyncAurousClient, AurousClient
 from aurous_embed._async_loops import Connections
 from aurous_embed._connections import HTTP_BACKENDS, HTTPBackend
-from tests.unit.conftest import PROXY_VARIABLES, embedding_body
+from tests.unit.conftest import LOOPBACK, PROXY_VARIABLES, embedding_body
 
 API_KEY = "al_live_" + "7" * 64
 BODY = json.dumps(embedding_body([0.5, 0.25, -0.125], tokens=2)).encode()
@@ -71,6 +71,7 @@ def without_idempotency_key(headers: dict[str, str]) -> dict[str, str]:
     return headers
 
 
+@LOOPBACK
 @pytest.mark.usefixtures("no_proxy")
 def test_own_pool_sends_what_an_httpx_client_sends(server: Recorder) -> None:
     with AurousClient(API_KEY, base_url=server.base_url) as own:
@@ -93,6 +94,7 @@ def test_own_pool_sends_what_an_httpx_client_sends(server: Recorder) -> None:
     assert "gzip" in headers_a["accept-encoding"]
 
 
+@LOOPBACK
 @pytest.mark.usefixtures("no_proxy")
 async def test_async_lanes_send_what_an_httpx_client_sends(
     server: Recorder, http_backend: HTTPBackend
