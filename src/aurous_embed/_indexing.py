@@ -114,7 +114,9 @@ def _stored_by_metadata(collection: Any, root: Path) -> dict[str, Stored]:
 class _Writer:
     """Adds finished files to the collection and removes what they replace, in bounded batches,
     on a thread of its own: Chroma's inserts (a few ms per 2,048-float entry) overlap the
-    embedding instead of holding up the stream of results. Batches are written in order;
+    embedding instead of holding up the stream of results (a local store holds the GIL while it
+    inserts, so the CLI hands this thread a collection whose writes run in a child process, see
+    ``aurous_embed.cli._chroma_writer``). Batches are written in order;
     ``close`` writes what is left and waits for it, and re-raises a write that failed."""
 
     def __init__(self, collection: Any, root: Path, clock: Callable[[], float]) -> None:

@@ -159,6 +159,20 @@ def _sigterm_as_interrupt() -> Iterator[list[int]]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def _writes(args: argparse.Namespace, collection: Any) -> Iterator[Any]:
+    """The collection to index into: a local database's writes go to a process of their own
+    (Chroma holds the GIL while it inserts, see ``_chroma_writer``); a server's stay here (its
+    client waits on sockets, without the GIL)."""
+    if args.chroma_host:
+        yield collection
+        return
+    from aurous_embed.cli._chroma_writer import WriterProcess
+
+    with WriterProcess(collection, str(Path(args.db))) as writer:
+        yield writer
+
+
 def _scan(args: argparse.Namespace) -> Any:
     from aurous_embed._scan import Chunking, scan_folder
 
@@ -209,11 +223,12 @@ def cmd_index(args: argparse.Namespace, out: Output) -> int:
     # each request, the API replays those answers free instead of charging them again.
     with (
         _sigterm_as_interrupt() as signals,
+        _writes(args, collection) as target,
         open_client(args, cache=cache, replay_identical=True) as client,
     ):
         report = index_folder(
             client,
-            collection,
+            target,
             scan,
             keep_deleted=args.keep_deleted,
             legacy=(collection.metadata or {}).get(LAYOUT_KEY) != LAYOUT,
