@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from aurous_embed._images import (
+from aurous_embed._image_sources import (
     is_binary_file,
     is_ndarray,
     is_path_like,

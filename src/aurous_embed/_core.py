@@ -44,7 +44,7 @@ from aurous_embed._errors import (
     stops_batch,
 )
 from aurous_embed._http import APIResponse, Pacing
-from aurous_embed._images import IMAGES_EXTRA_HINT
+from aurous_embed._image_sources import IMAGES_EXTRA_HINT
 from aurous_embed._pacing import Pacer, shared_pacer
 from aurous_embed._parts import (
     EmbedInput,

@@ -29,16 +29,15 @@ from aurous_embed._config import (
 )
 from aurous_embed._errors import InputValidationError
 from aurous_embed._hosts import blocked_host_reason, url_spelling_reason
-from aurous_embed._images import (
+from aurous_embed._image_sources import (
     check_source,
-    encode_image,
     is_binary_file,
     is_ndarray,
     is_one_pass_stream,
     is_pil_image,
-    precheck_image,
     read_binary_file,
 )
+from aurous_embed._images import encode_image, precheck_image
 
 __all__ = [
     "EmbedInput",
