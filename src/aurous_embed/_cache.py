@@ -34,7 +34,7 @@ from aurous_embed._image_sources import (
     is_pil_image,
     read_binary_file,
 )
-from aurous_embed._parts import Image, ImageURL, Normalized, Text, VideoURL
+from aurous_embed._part_types import Image, ImageURL, Normalized, Text, VideoURL
 
 KEY_VERSION = 2  # bump when the key recipe changes, so old entries are simply never hit
 

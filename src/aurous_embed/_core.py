@@ -46,10 +46,10 @@ from aurous_embed._errors import (
 from aurous_embed._http import APIResponse, Pacing
 from aurous_embed._image_sources import IMAGES_EXTRA_HINT
 from aurous_embed._pacing import Pacer, shared_pacer
+from aurous_embed._part_checks import check_utf8
 from aurous_embed._parts import (
     EmbedInput,
     Normalized,
-    check_utf8,
     input_to_wire,
     normalize_input,
     normalize_inputs,
