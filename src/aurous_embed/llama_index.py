@@ -104,19 +104,19 @@ class AurousEmbedding(FieldsAdapter, MultiModalEmbedding):
         inputs = [_node_input(n) for n in nodes]
         return attach(nodes, await self._clients.avectors(inputs, self._calls))
 
-    # LlamaIndex sends a batch in chunks of embed_batch_size: every item is checked first, so a bad
-    # one is refused with its real index before any chunk is sent.
+    # Every item is checked before LlamaIndex sends the first chunk (an error names its index).
     def get_text_embedding_batch(self, texts: list[str], *args: Any, **kw: Any) -> list[Embedding]:
         return super().get_text_embedding_batch(checked(texts), *args, **kw)
 
     async def aget_text_embedding_batch(self, texts: list[str], *a: Any, **kw: Any) -> Any:
         return await super().aget_text_embedding_batch(checked(texts), *a, **kw)
 
-    def get_image_embedding_batch(self, img_file_paths: list[ImageType], *a: Any) -> Any:
-        return super().get_image_embedding_batch(checked(img_file_paths, images=True), *a)
+    def get_image_embedding_batch(self, img_file_paths: Any, *a: Any, **kw: Any) -> Any:
+        return super().get_image_embedding_batch(checked(img_file_paths, images=True), *a, **kw)
 
-    async def aget_image_embedding_batch(self, img_file_paths: list[ImageType], *a: Any) -> Any:
-        return await super().aget_image_embedding_batch(checked(img_file_paths, images=True), *a)
+    async def aget_image_embedding_batch(self, img_file_paths: Any, *a: Any, **kw: Any) -> Any:
+        paths = checked(img_file_paths, images=True)
+        return await super().aget_image_embedding_batch(paths, *a, **kw)
 
     def _get_query_embedding(self, query: Any) -> Embedding:
         return self._clients.vector(query, self._calls)
