@@ -64,6 +64,8 @@ TARGETED_TESTS: dict[str, list[str]] = {
         "tests/unit/test_parts_values.py",
     ],
 }
+# The part types and the input limits were split out of _parts.py: the same tests guard them.
+TARGETED_TESTS["_part_checks.py"] = TARGETED_TESTS["_part_types.py"] = TARGETED_TESTS["_parts.py"]
 
 #: Imported once in the parent so each forked child starts warm. Nothing here may import
 #: aurous_embed (the child must import the mutant, not a copy made before the fork).

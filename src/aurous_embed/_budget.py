@@ -18,7 +18,7 @@ from aurous_embed._config import (
     VISUAL_CREDITS_PER_M,
 )
 from aurous_embed._errors import BudgetExceededError, InputValidationError
-from aurous_embed._parts import Image, ImageURL, Normalized, Text
+from aurous_embed._part_types import Normalized, Text, count_images
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +39,7 @@ def local_estimate(value: Normalized) -> LocalEstimate:
         text_tokens, image_tokens = _text_tokens(value), 0
     else:
         text_tokens = sum(_text_tokens(p.text) for p in value if isinstance(p, Text))
-        image_tokens = ESTIMATE_TOKENS_PER_IMAGE * sum(
-            isinstance(p, (Image, ImageURL)) for p in value
-        )
+        image_tokens = ESTIMATE_TOKENS_PER_IMAGE * count_images(value)
     credits = (text_tokens * TEXT_CREDITS_PER_M + image_tokens * VISUAL_CREDITS_PER_M) / 1e6
     return LocalEstimate(text_tokens + image_tokens, credits)
 

@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from aurous_embed._images import (
+from aurous_embed._image_sources import (
     is_binary_file,
     is_ndarray,
     is_path_like,
     is_pil_image,
     read_binary_file,
 )
-from aurous_embed._parts import Image, ImageURL, Normalized, Text, VideoURL
+from aurous_embed._part_types import Image, ImageURL, Normalized, Text, VideoURL
 
 KEY_VERSION = 2  # bump when the key recipe changes, so old entries are simply never hit
 
@@ -356,3 +356,23 @@ def get_many(cache: EmbeddingCache, keys: Sequence[str]) -> Mapping[str, Sequenc
         if vector is not None:
             found[key] = vector
     return found
+
+
+class CacheHandle:
+    """A cache and how many clients use it; one opened from a path closes with the last of them."""
+
+    def __init__(self, cache: EmbeddingCache | None, owned: bool) -> None:
+        self.cache, self.owned, self.users = cache, owned, 1
+        self._lock = threading.Lock()
+
+    def share(self) -> CacheHandle:
+        with self._lock:
+            self.users += 1
+        return self
+
+    def release(self) -> None:
+        with self._lock:
+            self.users -= 1
+            last = self.users == 0
+        if last and self.owned and isinstance(self.cache, SQLiteCache):
+            self.cache.close()

@@ -5,24 +5,24 @@ by ``await``. One input goes through the same pipeline wherever it comes from (`
 
     normalise + check  ->  cache lookup  ->  budget hold  ->  pacer  ->  POST (retries)  ->  usage,
     cache store, budget settle
+
+Collecting a batch's outcomes lives in :mod:`._results`; the cache's sharing in :mod:`._cache`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any
 
-from aurous_embed._batch import Controller, Outcome
+from aurous_embed._batch import Controller
 from aurous_embed._budget import Budget, LocalEstimate, check_max_credits, local_estimate
 from aurous_embed._cache import (
+    CacheHandle,
     CacheStats,
     EmbeddingCache,
     PackedVector,
-    SQLiteCache,
     StatsCounter,
     cache_key,
     get_many,
@@ -36,24 +36,27 @@ from aurous_embed._config import (
 from aurous_embed._errors import (
     APIError,
     AurousError,
-    BatchEmbeddingError,
     BudgetExceededError,
     InputValidationError,
-    MissingDependencyError,
-    stopped_batch_error,
-    stops_batch,
 )
 from aurous_embed._http import APIResponse, Pacing
-from aurous_embed._images import IMAGES_EXTRA_HINT
 from aurous_embed._machine_pacer import process_pacer
 from aurous_embed._pacing import Pacer
+from aurous_embed._part_checks import check_utf8
 from aurous_embed._parts import (
     EmbedInput,
     Normalized,
-    check_utf8,
     input_to_wire,
     normalize_input,
     normalize_inputs,
+)
+from aurous_embed._results import (
+    UsageCounter,
+    collect_array,
+    collect_results,
+    credits_of,
+    numpy_module,
+    unpacked,
 )
 from aurous_embed._retry import Clock, SystemClock
 from aurous_embed._scopes import CallScope, ChargeRisk
@@ -78,62 +81,8 @@ from aurous_embed.types import (
     parse_embedding_response,
 )
 
-if TYPE_CHECKING:
-    import numpy
-
-
-class _CacheHandle:
-    """A cache and how many clients use it; one opened from a path closes with the last of them."""
-
-    def __init__(self, cache: EmbeddingCache | None, owned: bool) -> None:
-        self.cache, self.owned, self.users = cache, owned, 1
-        self._lock = threading.Lock()
-
-    def share(self) -> _CacheHandle:
-        with self._lock:
-            self.users += 1
-        return self
-
-    def release(self) -> None:
-        with self._lock:
-            self.users -= 1
-            last = self.users == 0
-        if last and self.owned and isinstance(self.cache, SQLiteCache):
-            self.cache.close()
-
-
-class UsageCounter:
-    """Thread-safe running totals of what this client was actually charged."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests = 0
-        self._tokens = 0
-        self._credits = 0.0
-        self._unconfirmed = 0.0
-        self._bytes = 0
-
-    def add(self, result: EmbeddingResult, *, charged: bool) -> None:
-        with self._lock:
-            self._requests += 1
-            if charged:
-                self._tokens += result.usage.prompt_tokens
-                self._credits += result.usage.credits_charged
-
-    def add_bytes(self, count: int) -> None:
-        with self._lock:
-            self._bytes += count
-
-    def add_unconfirmed(self, credits: float) -> None:
-        """A call failed after a request may have reached the server: its estimate."""
-        with self._lock:
-            self._unconfirmed += credits
-
-    def snapshot(self) -> UsageTotals:
-        with self._lock:
-            return UsageTotals(
-                self._requests, self._tokens, self._credits, self._unconfirmed, self._bytes
-            )
+# What the clients take from here (``credits_of`` and ``unpacked`` live in ``_results``).
+__all__ = ["CallOptions", "ClientCore", "Item", "credits_of", "unpacked"]
 
 
 @dataclass(slots=True)
@@ -158,28 +107,6 @@ class CallOptions:
     controller: Controller | None = None
     #: the batch this call belongs to: stopping it cuts its requests (and no other call's) short
     scope: CallScope | None = None
-
-
-class ArrayResults(Sequence["EmbeddingResult | None"]):
-    """``BatchEmbeddingError.results`` for ``as_numpy=True``: results built on access from rows."""
-
-    def __init__(self, array: Any, failed: Iterable[int], model: str) -> None:
-        self._array, self._failed, self._model = array, frozenset(failed), model
-
-    def __len__(self) -> int:
-        return int(self._array.shape[0])
-
-    @overload
-    def __getitem__(self, index: int) -> EmbeddingResult | None: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[EmbeddingResult | None]: ...
-    def __getitem__(self, index: int | slice) -> Any:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        position = index + len(self) if index < 0 else index
-        if position in self._failed:
-            return None
-        return EmbeddingResult(self._array[position].tolist(), self._model, Usage())
 
 
 class ClientCore:
@@ -232,7 +159,7 @@ class ClientCore:
         real_time = clock is None or type(clock) is SystemClock
         self._pacer = process_pacer(self.base_url, secret) if real_time else Pacer()
         # A cache opened from a path is ours to close (when the last client sharing it closes).
-        self._cache_handle = _CacheHandle(open_cache(cache), isinstance(cache, (str, os.PathLike)))
+        self._cache_handle = CacheHandle(open_cache(cache), isinstance(cache, (str, os.PathLike)))
         self._cache = self._cache_handle.cache
         self._cache_urls = bool(cache_urls)
         self._cache_stats = StatsCounter()
@@ -501,88 +428,8 @@ class ClientCore:
             self._cache.put(item.key, result.embedding)
             self._cache_stats.add(writes=1)
 
-    # --- collecting a batch ------------------------------------------------------------------
+    # --- collecting a batch (see _results) ---------------------------------------------------
 
-    @staticmethod
-    def _fail(
-        results: Sequence[EmbeddingResult | None],
-        errors: dict[int, BaseException],
-    ) -> None:
-        """Raise the batch's error, every item accounted for; return if nothing failed."""
-        if not errors:
-            return
-        cause = next(
-            (
-                e
-                for e in errors.values()
-                if isinstance(e, AurousError) and not e.skipped and stops_batch(e)
-            ),
-            None,
-        )
-        if cause is not None:  # the batch stopped there: catchable as the cause's own class
-            raise stopped_batch_error(cause, results, errors) from cause
-        raise BatchEmbeddingError(results, errors)
-
-    def _collect(
-        self, outcomes: Iterable[Outcome[EmbeddingResult]], total: int
-    ) -> list[EmbeddingResult]:
-        results: list[EmbeddingResult | None] = [None] * total
-        errors: dict[int, BaseException] = {}
-        for outcome in outcomes:
-            if outcome.error is not None:
-                errors[outcome.index] = outcome.error
-            else:
-                results[outcome.index] = unpacked(outcome.value)  # type: ignore[arg-type]
-        self._fail(results, errors)
-        return results  # type: ignore[return-value]  # no None left when nothing failed
-
-    @staticmethod
-    def _numpy() -> Any:
-        try:
-            import numpy
-        except ImportError:
-            raise MissingDependencyError(
-                f"as_numpy=True needs numpy: {IMAGES_EXTRA_HINT}"
-            ) from None
-        return numpy
-
-    def _collect_array(
-        self, outcomes: Iterable[Outcome[EmbeddingResult]], total: int, model: str
-    ) -> numpy.ndarray[Any, Any]:
-        np = self._numpy()
-        array: Any = None
-        errors: dict[int, BaseException] = {}
-        for outcome in outcomes:
-            if outcome.error is not None:
-                errors[outcome.index] = outcome.error
-                continue
-            assert outcome.value is not None
-            vector: Any = outcome.value.embedding
-            if isinstance(vector, PackedVector):  # a cache hit: bytes straight into the array
-                vector = np.frombuffer(vector.packed, dtype="<f8")
-            if array is None:
-                array = np.full((total, len(vector)), np.nan, dtype=np.float32)
-            if len(vector) != array.shape[1]:
-                errors[outcome.index] = APIError(
-                    f"vector of length {len(vector)} in a batch of length {array.shape[1]}",
-                    request_id=outcome.value.request_id,
-                )
-                continue
-            array[outcome.index] = vector
-        if array is None:
-            array = np.zeros((total, 0), dtype=np.float32)
-        if errors:
-            self._fail(ArrayResults(array, errors, model), errors)
-        result: numpy.ndarray[Any, Any] = array
-        return result
-
-
-def unpacked(result: EmbeddingResult) -> EmbeddingResult:
-    """The result with a plain float list, whatever the cache stored."""
-    if isinstance(result.embedding, PackedVector):
-        return dataclasses.replace(result, embedding=result.embedding.tolist())
-    return result
-
-
-def credits_of(value: object) -> float:
-    return value.usage.credits_charged if isinstance(value, EmbeddingResult) else 0.0
+    _numpy = staticmethod(numpy_module)
+    _collect = staticmethod(collect_results)
+    _collect_array = staticmethod(collect_array)

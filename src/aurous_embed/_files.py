@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 from aurous_embed._errors import (
     InputValidationError,
 )
-from aurous_embed._images import encode_image, sniff_mime
+from aurous_embed._image_sources import sniff_mime
+from aurous_embed._images import encode_image
 from aurous_embed.types import (
     ModelInfo,
     parse_model,

@@ -82,8 +82,8 @@ def test_a_pickled_adapter_works_in_a_worker_process_with_its_own_key(
 
 def _close(adapter: Any) -> None:
     if isinstance(adapter, AurousEmbeddingFunction):
-        if adapter._client is not None:
-            adapter._client.close()
+        if adapter._lazy.client is not None:
+            adapter._lazy.client.close()
     else:
         adapter.close()
 

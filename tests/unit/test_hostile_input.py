@@ -27,7 +27,8 @@ from aurous_embed import (
 )
 from aurous_embed._config import MAX_DECODE_PIXELS, MAX_IMAGE_SOURCE_BYTES
 from aurous_embed._http import aread_bounded
-from aurous_embed._images import _PixelBudget, encode_image
+from aurous_embed._images import encode_image
+from aurous_embed._pixel_budget import PixelBudget
 from aurous_embed._wire import read_bounded
 from tests.unit.conftest import API_KEY, BASE_URL, FakeAPI
 
@@ -238,7 +239,7 @@ def test_a_part_dict_is_refused_as_a_batch_but_welcome_as_one_input(
 
 
 def test_the_pixel_budget_decodes_huge_images_one_at_a_time() -> None:
-    budget = _PixelBudget(200)
+    budget = PixelBudget(200)
     first_in, second_in, release = threading.Event(), threading.Event(), threading.Event()
 
     def first() -> None:
@@ -404,9 +405,9 @@ def test_pil_images_and_arrays_over_the_pixel_bound_are_refused_before_sending(
 ) -> None:
     pil = pytest.importorskip("PIL.Image")
     np = pytest.importorskip("numpy")
-    import aurous_embed._images as images
+    import aurous_embed._pixel_budget as pixel_budget
 
-    monkeypatch.setattr(images, "MAX_DECODE_PIXELS", 2_000)  # a small bound, small images
+    monkeypatch.setattr(pixel_budget, "MAX_DECODE_PIXELS", 2_000)  # a small bound, small images
     assert "pixels" in str(refused(client, api, Image(pil.new("RGB", (50, 41))), "b64_json"))
     array = np.zeros((41, 50, 3), np.uint8)
     assert "pixels" in str(refused(client, api, Image(array), "b64_json"))
@@ -419,16 +420,16 @@ def test_pil_images_and_arrays_hold_the_decode_budget_while_converting(
 ) -> None:
     pil = pytest.importorskip("PIL.Image")
     np = pytest.importorskip("numpy")
-    import aurous_embed._images as images
+    import aurous_embed._pixel_budget as pixel_budget
 
     held: list[int] = []
-    real = images.DECODE_BUDGET.hold
+    real = pixel_budget.DECODE_BUDGET.hold
 
     def recording(pixels: int) -> Any:
         held.append(pixels)
         return real(pixels)
 
-    monkeypatch.setattr(images.DECODE_BUDGET, "hold", recording)
+    monkeypatch.setattr(pixel_budget.DECODE_BUDGET, "hold", recording)
     client.embed(Image(pil.new("RGB", (30, 20))))
     client.embed(Image(np.zeros((40, 50, 3), np.uint8)))
     assert held == [600, 2000]
@@ -548,8 +549,9 @@ def test_big_images_are_converted_on_one_thread_small_ones_where_they_are(
     """Huge decodes share one thread (one malloc arena): RSS stays flat in the number of images."""
     pil = pytest.importorskip("PIL.Image")
     import aurous_embed._images as images
+    import aurous_embed._pixel_budget as pixel_budget
 
-    monkeypatch.setattr(images, "BIG_IMAGE_PIXELS", 100)
+    monkeypatch.setattr(pixel_budget, "BIG_IMAGE_PIXELS", 100)
     threads: list[str] = []
     real = images._reencode
 

@@ -21,7 +21,8 @@ from aurous_embed import (
     Text,
 )
 from aurous_embed._config import MAX_IMAGE_BYTES, MAX_IMAGE_SIDE
-from aurous_embed._images import encode_image, header_size, sniff_mime
+from aurous_embed._image_sources import header_size, sniff_mime
+from aurous_embed._images import encode_image
 from tests.helpers import png
 from tests.unit.conftest import FakeAPI
 

@@ -18,15 +18,10 @@ import pytest
 
 from aurous_embed import Image, ImageURL, InputValidationError, Text, VideoURL
 from aurous_embed._config import MAX_IMAGES, MAX_PARTS, MAX_TEXT_CHARS, MAX_URL_CHARS
+from aurous_embed._part_checks import BATCH_HINT, check_batch, check_part, check_text, check_url
+from aurous_embed._part_types import count_images, has_local_image
 from aurous_embed._parts import (
-    BATCH_HINT,
-    check_batch,
-    check_part,
-    check_text,
-    check_url,
-    count_images,
     document_parts,
-    has_local_image,
     image_from_uri,
     images_from_uris,
     input_to_wire,
