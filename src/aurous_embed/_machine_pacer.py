@@ -72,6 +72,7 @@ class MachinePacer(Pacer):
         self._pid = -1
         #: processes waiting for a token: who -> (waiting since, gone unless it asks again by)
         self._queue: dict[str, tuple[float, float]] = {}
+        self._retry_at = 0.0  # this process's next look at the file, when it was refused
 
     def _identity(self) -> str:
         return f"{os.getpid()}-{id(self):x}"
@@ -80,23 +81,32 @@ class MachinePacer(Pacer):
         self, tokens: float, now: float, *, waited: float = 0.0
     ) -> tuple[float, Ticket | None]:
         """As :meth:`Pacer.reserve`, but processes take turns: a process refused a token joins
-        the machine's queue, and a token goes to the process that has waited longest, so equal
-        demand gets equal shares (whoever hears an answer first would otherwise take the token
-        the answer shows, and the busiest process would get busier)."""
+        the machine's queue, and the tokens that refill go first to the processes that have waited
+        longest, so equal demand gets equal shares (whoever hears an answer first would otherwise
+        take the token the answer shows, and the busiest process would get busier). A token beyond
+        what the processes ahead are owed goes to whoever asks (one asleep at the head of the
+        queue wastes nothing). Within a process, one request asks the file at a time: the others
+        wait for the time it was told, without reading the file."""
+        with self._file_lock:
+            if now < self._retry_at:
+                return self._retry_at - now, None
         with self._shared(now):
             me = self._identity()
             queue = {k: v for k, v in self._queue.items() if v[1] >= now}
             since = queue.get(me, (now, now))[0]
             ahead = sum(1 for k, v in queue.items() if k != me and v[0] < since)
-            if ahead:
+            owed = ahead + 1 - self._requests.level_at(now) if self._requests.known else 0.0
+            if ahead and owed > 0:
                 spacing = 1.0 / self._requests.rate if self._requests.rate > 0 else PROBE_POLL
-                wait, ticket = max(PROBE_POLL, ahead * spacing), None
+                wait, ticket = max(PROBE_POLL, owed * spacing), None
             else:
                 wait, ticket = super().reserve(tokens, now, waited=waited)
             if ticket is None:
                 queue[me] = (since, now + wait + QUEUE_GRACE)
+                self._retry_at = now + wait
             else:
                 queue.pop(me, None)
+                self._retry_at = 0.0
             self._queue = queue
             return wait, ticket
 

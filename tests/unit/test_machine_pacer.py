@@ -161,7 +161,8 @@ def test_a_stale_state_or_one_from_before_a_reboot_is_dropped(tmp_path: Path) ->
     pacer.observe(200, headers(10, 0, 3600, now=50.0), ticket, 50.0, EPOCH + 50)  # empty
     assert pacer.reserve(0, 50.0)[1] is None
     # a monotonic clock behind the state's: the machine rebooted, the state means nothing now
-    assert pacer.reserve(0, 10.0)[1] is not None
+    # (a process started after the reboot)
+    assert MachinePacer(path, probe=0).reserve(0, 10.0)[1] is not None
     # written more than STALE_AFTER ago (wall clock)
     for _ in range(10):
         pacer.reserve(0, 60.0)
@@ -169,7 +170,35 @@ def test_a_stale_state_or_one_from_before_a_reboot_is_dropped(tmp_path: Path) ->
     state = json.loads(path.read_bytes())
     state["written"] -= STALE_AFTER + 1
     path.write_text(json.dumps(state))
-    assert pacer.reserve(0, 60.0)[1] is not None
+    assert MachinePacer(path, probe=0).reserve(0, 60.0)[1] is not None
+
+
+def test_one_request_of_a_process_asks_the_file_the_others_wait_their_time(tmp_path: Path) -> None:
+    path = tmp_path / "pacer.json"
+    pacer = MachinePacer(path, probe=0)
+    for _ in range(10):  # it drew the whole bucket itself: nobody else draws
+        _, ticket = pacer.reserve(0, 0.0)
+    pacer.observe(200, headers(10, 0, 10, now=0.0), ticket, 0.0, EPOCH)  # empty, 1 a second
+    wait, ticket = pacer.reserve(0, 0.0)
+    assert ticket is None and wait == pytest.approx(1.0, rel=0.1)
+    path.write_bytes(b"")  # were the file read, this fresh state would grant at once
+    assert pacer.reserve(0, 0.5) == (pytest.approx(wait - 0.5), None)
+    assert pacer.reserve(0, wait)[1] is not None  # its time: it reads the file again
+
+
+def test_a_token_beyond_what_the_waiting_are_owed_goes_to_whoever_asks(tmp_path: Path) -> None:
+    """One process waits at the head of the queue, asleep; the bucket refills past what it is owed:
+    another process takes the surplus instead of leaving it unused."""
+    path = tmp_path / "pacer.json"
+    head, other = MachinePacer(path, probe=0), MachinePacer(path, probe=0)
+    for _ in range(10):  # the machine drew the whole bucket itself
+        _, ticket = head.reserve(0, 0.0)
+    head.observe(200, headers(10, 0, 10, now=0.0), ticket, 0.0, EPOCH)  # empty, 1 a second
+    assert head.reserve(0, 0.0)[1] is None  # queued first
+    assert other.reserve(0, 0.1)[1] is None  # queued behind it
+    assert other.reserve(0, 1.05)[1] is None  # one token: the head's
+    assert other.reserve(0, 2.1)[1] is not None  # two: one is the head's, one is free
+    assert head.reserve(0, 2.2)[1] is not None  # and the head's is still there
 
 
 def test_a_forked_child_opens_its_own_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
