@@ -38,6 +38,9 @@ from aurous_embed._secrets import Secret
 RATE_LIMIT_DIR_ENV = "AUROUS_RATE_LIMIT_DIR"
 #: A state last written longer ago than this (wall clock) is stale: start from nothing.
 STALE_AFTER = 3600.0
+#: Two boots are told apart by when their monotonic clocks started (wall clock): closer than this
+#: (NTP steps the wall clock) is the same boot.
+BOOT_TOLERANCE = 30.0
 
 #: A queued process that has not asked again this long after its wait ended has left the queue
 #: (it got its token elsewhere, gave up, or was killed).
@@ -173,13 +176,15 @@ class MachinePacer(Pacer):
             self._reset()
 
     def _fresh(self, state: dict[str, Any], now: float | None) -> bool:
-        written = state.get("written")
-        at = state.get("monotonic")
-        if not isinstance(written, (int, float)) or not isinstance(at, (int, float)):
+        written, boot = state.get("written"), state.get("boot")
+        if not isinstance(written, (int, float)) or not isinstance(boot, (int, float)):
             return False
         if time.time() - written > STALE_AFTER:
             return False
-        return now is None or at <= now + 1.0  # a later monotonic time: written before a reboot
+        # The wall-clock time the monotonic clock started: another value means another boot,
+        # whose monotonic times mean nothing now. (Not the state's own times: a 429 sets a
+        # bucket's time to when its wait ends, in the future.)
+        return abs(boot - _boot()) < BOOT_TOLERANCE
 
     def _reset(self) -> None:
         fresh = Pacer(probe=self._probe)
@@ -194,8 +199,12 @@ class MachinePacer(Pacer):
         state["tokens"] = _fields(self._tokens)
         state["queue"] = self._queue
         state["written"] = time.time()
-        state["monotonic"] = max(self._requests.at, self._tokens.at, self._last_grant or 0.0)
+        state["boot"] = _boot()
         return json.dumps(state, separators=(",", ":")).encode()
+
+
+def _boot() -> float:
+    return time.time() - time.monotonic()
 
 
 def _fields(bucket: _Bucket) -> dict[str, Any]:

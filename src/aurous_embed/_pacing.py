@@ -142,6 +142,13 @@ class _Bucket:
         if elapsed < SHARE_WINDOW_MIN:
             return
         full = self.capacity - unit
+        if self.rate > 0 and mine > 0 and remaining >= full and self.share < 1.0:
+            # It drew, and the bucket is full all the same: nobody is short of the refill. Grow
+            # as when alone (a small share held back by a full bucket would never learn more).
+            self.anchor = (now, remaining, drawn)
+            share = 0.5 * self.share + 0.5
+            self.share = 1.0 if share > 1 - SHARE_NOISE / 2 else share
+            return
         if self.rate <= 0 or mine <= 0 or remaining >= full or before >= full:
             # The refill is unknown, this process drew nothing (its share says nothing), or the
             # bucket was full (what refilled may have overflowed): nothing to learn.
@@ -171,7 +178,7 @@ class _Bucket:
         """The share to start from, from the first answer: if the bucket is lower than this
         process's own draws explain, others drew from it (or did shortly before)."""
         missing = self.capacity - remaining
-        if missing <= drawn + 2 * unit:
+        if missing <= max(0.0, drawn) + 2 * unit:
             return 1.0
         share = drawn / missing
         if remaining < SHARE_LOW * self.capacity:
@@ -278,8 +285,8 @@ class Pacer:
             if rejected and ticket is not None:
                 self._requests_refunded += 1.0
                 self._tokens_refunded += ticket.tokens
-            requests_drawn = self._requests_spent - self._requests_refunded
-            tokens_drawn = self._tokens_spent - self._tokens_refunded
+            requests_drawn = max(0.0, self._requests_spent - self._requests_refunded)
+            tokens_drawn = max(0.0, self._tokens_spent - self._tokens_refunded)
             token_unit = max(1.0, tokens_drawn / max(1.0, requests_drawn))
             for bucket, prefix, spent, mine, drawn, unit in (
                 (

@@ -306,3 +306,33 @@ def test_a_429_wait_saves_up_no_burst() -> None:
     pacer.observe(429, headers(120, 0, 6) | {"retry-after": "2"}, ticket, 1.0, EPOCH + 1)
     wait, ticket = pacer.reserve(1, 3.0)  # the wait is over: one refill's time to the next token
     assert ticket is None and wait == pytest.approx(1 / 20, rel=0.3)
+
+
+@pytest.mark.parametrize(
+    ("rpm", "rate"),
+    [(Bucket(120, 20), 20.0), (Bucket(5, 1), 1.0)],
+    ids=["1200 RPM", "60 RPM, burst 5"],
+)
+def test_the_last_worker_left_gets_the_whole_bucket_back(rpm: Bucket, rate: float) -> None:
+    """Its share was small while the others drew; once they leave the bucket fills up, which is
+    the sign to grow (a full bucket held it back from learning anything: it crawled at its old
+    share)."""
+    leave = 30.0
+    workers = [Worker(Pacer()) for _ in range(3)]
+    for worker in workers:
+        worker.stop = leave
+    survivor = Worker(Pacer())
+    simulate([*workers, survivor], rpm, leave + 40.0)
+    assert survivor.accepted(leave + 15, leave + 40) == pytest.approx(rate * 25, rel=0.1)
+    assert survivor.pacer.shares[0] == 1.0
+
+
+def test_refunds_beyond_what_was_spent_are_not_a_division_by_zero() -> None:
+    """A 429 for a request the model does not know of (a shared state started again meanwhile):
+    more given back than spent. Nothing drawn is nothing drawn."""
+    pacer = Pacer(probe=0)
+    ticket = Ticket(requests_spent=1.0, tokens_spent=5000.0, tokens=5000.0)
+    answer = headers(120, 120, 1) | headers(60_000, 60_000, 1, tpm=True) | {"retry-after": "1"}
+    pacer.observe(429, answer, ticket, 0.0, EPOCH)
+    pacer.observe(200, answer, None, 0.5, EPOCH + 0.5)
+    assert pacer.shares == (1.0, 1.0)

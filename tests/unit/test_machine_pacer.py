@@ -160,9 +160,17 @@ def test_a_stale_state_or_one_from_before_a_reboot_is_dropped(tmp_path: Path) ->
         _, ticket = pacer.reserve(0, 50.0)
     pacer.observe(200, headers(10, 0, 3600, now=50.0), ticket, 50.0, EPOCH + 50)  # empty
     assert pacer.reserve(0, 50.0)[1] is None
-    # a monotonic clock behind the state's: the machine rebooted, the state means nothing now
-    # (a process started after the reboot)
-    assert MachinePacer(path, probe=0).reserve(0, 10.0)[1] is not None
+    # written in another boot (its monotonic clock started at another time): dropped
+    state = json.loads(path.read_bytes())
+    state["boot"] -= 3600
+    path.write_text(json.dumps(state))
+    assert MachinePacer(path, probe=0).reserve(0, 50.0)[1] is not None
+    # a 429's wait puts the buckets' times in the future: that is not another boot
+    pacer = MachinePacer(path, probe=0)
+    for _ in range(10):
+        _, ticket = pacer.reserve(0, 50.0)
+    pacer.observe(429, headers(10, 0, 3600, now=50.0) | {"retry-after": "30"}, ticket, 50.0, EPOCH)
+    assert MachinePacer(path, probe=0).reserve(0, 51.0)[1] is None
     # written more than STALE_AFTER ago (wall clock)
     for _ in range(10):
         pacer.reserve(0, 60.0)
