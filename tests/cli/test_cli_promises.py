@@ -122,3 +122,24 @@ def test_every_success_is_printed_when_some_inputs_fail(
     line = one_error_line(result.stderr)
     assert line.startswith(f"error: input {failed.pop()} (") and "500" in line
     assert ".results" not in result.stderr  # command-line words, not Python attributes
+
+
+def test_a_full_disk_under_the_local_cache_or_database_is_one_line_and_exit_6(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """SQLite says "database or disk is full" (Chroma's store, or the embedding cache flushing as
+    the run unwinds): a store error, not a traceback with exit 1."""
+    import sqlite3
+
+    import aurous_embed.cli as cli_module
+
+    def full(*_: object) -> int:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setitem(cli_module.COMMANDS, "index", full)
+    code = cli_module.main(["index", str(tmp_path), "--collection", "c", "--db", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 6
+    assert err.strip().splitlines() == [
+        "error: the local cache or database: database or disk is full"
+    ]

@@ -3,12 +3,14 @@ chunked, interrupted work is kept, per-file errors never end the run, a folder i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -332,9 +334,18 @@ def slow_emulator(aurous_emulator_factory: Callable[..., Emulator]) -> Emulator:
 
 
 @pytest.mark.usefixtures("sigint_raises_keyboard_interrupt")  # the child inherits it
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    ("signum", "code", "hammered"),
+    [(signal.SIGINT, 130, False), (signal.SIGTERM, 143, False), (signal.SIGINT, 130, True)],
+    ids=["SIGINT", "SIGTERM", "Ctrl-C pressed again and again"],
+)
 def test_an_interrupted_run_keeps_what_it_finished_and_the_next_pays_only_for_the_rest(
-    tmp_path: Path, network_log: Path, slow_emulator: Emulator, signum: int, code: int
+    tmp_path: Path,
+    network_log: Path,
+    slow_emulator: Emulator,
+    signum: int,
+    code: int,
+    hammered: bool,
 ) -> None:
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -360,9 +371,16 @@ def test_an_interrupted_run_keeps_what_it_finished_and_the_next_pays_only_for_th
         lambda s: s.by_route.get("POST /v1/embeddings", 0) >= 200, timeout=TIMEOUT
     )
     process.send_signal(signum)
+    if hammered:  # a user pressing Ctrl-C until it stops: only the first press interrupts
+        deadline = time.monotonic() + TIMEOUT
+        while process.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=0.02)
+            if process.poll() is None:
+                process.send_signal(signum)
     stdout, _ = process.communicate(timeout=TIMEOUT)
     assert process.returncode == code
-    report = json.loads(stdout)
+    report = json.loads(stdout)  # the summary of what was kept, however often it was pressed
     assert report["interrupted"] is True
     kept = len(entries(tmp_path / "db")["ids"])
     assert kept == report["added"] >= 150  # measured before: 0 kept after 236 of 400

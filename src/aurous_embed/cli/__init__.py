@@ -22,6 +22,7 @@ output uses rich when it is installed (extra ``cli``). One module per group of c
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -32,6 +33,7 @@ from aurous_embed.cli._base import (
     EMBEDDED_EMULATOR,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_STORE,
     EXIT_USAGE,
     MODEL_KEY,
     SOURCE_KEY,
@@ -272,6 +274,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         complain(error_line(error))
         return exit_code(error)
+    except sqlite3.Error as error:  # the local cache or database: a full disk, a broken file
+        if args.debug:
+            traceback.print_exc()
+        complain(error_line(StoreError(f"the local cache or database: {error}")))
+        return EXIT_STORE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -140,23 +140,33 @@ def check_source(args: argparse.Namespace, collection: Any) -> None:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[list[int]]:
-    """SIGTERM stops the run like Ctrl-C (finished work is written); yields the signals seen."""
+def _stops() -> Iterator[list[int]]:
+    """Ctrl-C and SIGTERM stop the run (finished work is written); yields the signals seen.
+
+    Only the first one interrupts: from then on both are ignored until the process ends, so
+    pressing Ctrl-C again does not lose what the first press is keeping, nor the summary (kill -9
+    still ends the process at once, and a rerun continues)."""
     seen: list[int] = []
+    # (a SIGINT the process was started to ignore, as a background job is, stays ignored)
+    wanted = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) != signal.SIG_IGN]
 
     def handler(signum: int, frame: FrameType | None) -> None:
         seen.append(signum)
+        for other in wanted:  # ignored at the OS level: it outlives the interpreter's shutdown
+            signal.signal(other, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        previous = {s: signal.signal(s, handler) for s in wanted}
     except ValueError:  # not the main thread: leave signals alone
         yield seen
         return
     try:
         yield seen
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if not seen:
+            for signum, before in previous.items():
+                signal.signal(signum, before)
 
 
 @contextlib.contextmanager
@@ -222,7 +232,7 @@ def cmd_index(args: argparse.Namespace, out: Output) -> int:
     # A rerun after Ctrl-C, SIGTERM or kill -9 re-sends what was in flight: with keys derived from
     # each request, the API replays those answers free instead of charging them again.
     with (
-        _sigterm_as_interrupt() as signals,
+        _stops() as signals,
         _writes(args, collection) as target,
         open_client(args, cache=cache, replay_identical=True) as client,
     ):
@@ -284,7 +294,7 @@ def cmd_index(args: argparse.Namespace, out: Output) -> int:
         for path, why in scan.skipped:
             out.say(f"  skipped {path}: {why}")
     if report.interrupted:
-        return EXIT_TERMINATED if signals else EXIT_INTERRUPTED
+        return EXIT_TERMINATED if signals and signals[0] == signal.SIGTERM else EXIT_INTERRUPTED
     if stopped is not None or failures:
         errors: list[BaseException] = [e for _, e in report.failed]
         cause = stopped or _decisive(
