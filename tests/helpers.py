@@ -3,7 +3,8 @@
 ``make_client(flavour, ...)`` builds the sync or the async client with the same options, so a
 test parametrised over ``flavour`` (the ``flavour`` fixture in ``tests/conftest.py``) runs one
 body against both; ``settle`` awaits what the async client returns and passes the sync
-client's answers through.
+client's answers through; ``each``, ``collect``, ``next_of`` and ``close_stream`` do the same for
+the streams ``embed_iter`` returns (an iterator from one, an async iterator from the other).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import inspect
 import io
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Literal
 
 import httpx
@@ -79,3 +80,31 @@ async def settle(value: Any) -> Any:
 async def close(client: AurousClient | AsyncAurousClient) -> None:
     """Close a client of either flavour."""
     await settle(client.close())
+
+
+async def each(stream: Iterator[Any] | AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The items of an ``embed_iter`` stream of either client, one at a time, as it yields them."""
+    if isinstance(stream, AsyncIterator):
+        async for item in stream:
+            yield item
+    else:
+        for item in stream:
+            yield item
+
+
+async def collect(stream: Iterator[Any] | AsyncIterator[Any]) -> list[Any]:
+    """Every item of an ``embed_iter`` stream of either client."""
+    return [item async for item in each(stream)]
+
+
+async def next_of(stream: Iterator[Any] | AsyncIterator[Any]) -> Any:
+    """The next item of an ``embed_iter`` stream of either client."""
+    return await anext(stream) if isinstance(stream, AsyncIterator) else next(stream)
+
+
+async def close_stream(stream: Iterator[Any] | AsyncIterator[Any]) -> None:
+    """Stop an ``embed_iter`` stream of either client early, as ``break`` would."""
+    if isinstance(stream, AsyncIterator):
+        await stream.aclose()  # type: ignore[attr-defined]
+    else:
+        stream.close()  # type: ignore[attr-defined]

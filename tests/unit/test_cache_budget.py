@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import subprocess
@@ -15,8 +16,6 @@ import httpx
 import pytest
 
 from aurous_embed import (
-    AsyncAurousClient,
-    AurousClient,
     BudgetExceededError,
     CacheStats,
     Image,
@@ -25,7 +24,8 @@ from aurous_embed import (
     Text,
 )
 from aurous_embed._cache import cache_key
-from tests.unit.conftest import API_KEY, BASE_URL, FakeAPI, FakeClock, embedding_body, respond
+from tests.helpers import close, collect, each, settle
+from tests.unit.conftest import FakeAPI, MakeClient, embedding_body, respond
 
 PNG_1PX = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4z8DwHwAFAAH/iZk9HQAAAABJRU5ErkJggg=="
@@ -38,45 +38,43 @@ def numbered(request: httpx.Request) -> httpx.Response:
     return respond(body=embedding_body([float(len(text)), 0.123456789012345], credits=0.01))
 
 
-def options(api: FakeAPI, clock: FakeClock, kwargs: dict[str, Any]) -> dict[str, Any]:
+@pytest.fixture
+def numbered_api(api: FakeAPI) -> FakeAPI:
+    """The fake API answering each input with a vector that encodes its length."""
     api.default = numbered
-    return {"api_key": API_KEY, "base_url": BASE_URL, "clock": clock, **kwargs}
+    return api
 
 
-def make(api: FakeAPI, clock: FakeClock, **kwargs: Any) -> AurousClient:
-    transport = httpx.MockTransport(api)
-    return AurousClient(
-        http_client=httpx.Client(transport=transport), **options(api, clock, kwargs)
-    )
-
-
-def make_async(api: FakeAPI, clock: FakeClock, **kwargs: Any) -> AsyncAurousClient:
-    http_client = httpx.AsyncClient(transport=httpx.MockTransport(api))
-    return AsyncAurousClient(http_client=http_client, **options(api, clock, kwargs))
-
-
-def test_second_run_sends_nothing_and_costs_nothing(
-    api: FakeAPI, clock: FakeClock, tmp_path: Path
+async def test_second_run_sends_nothing_and_costs_nothing(
+    numbered_api: FakeAPI, make: MakeClient, tmp_path: Path
 ) -> None:
+    api = numbered_api
     corpus = [f"document number {i}" for i in range(600)]
-    with make(api, clock, cache=tmp_path / "cache.sqlite") as client:
-        first = client.embed_many(corpus)
+    client = make(cache=tmp_path / "cache.sqlite")
+    try:
+        first = await settle(client.embed_many(corpus))
         assert len(api.requests) == 600
         assert client.cache_stats == CacheStats(hits=0, misses=600, writes=600, bypassed=0)
-        second = client.embed_many(corpus)
+        second = await settle(client.embed_many(corpus))
         assert len(api.requests) == 600  # nothing new sent
         assert [r.embedding for r in second] == [r.embedding for r in first]  # exact floats
         assert all(r.cached and r.usage.credits_charged == 0 for r in second)
         assert client.cache_stats.hits == 600
         assert client.usage.credits_charged == pytest.approx(6.0)  # only the first run was paid
-        client.embed(corpus[0])
+        single = await settle(client.embed(corpus[0]))
         assert len(api.requests) == 600  # single embed uses the cache too
+        assert single.cached and single.embedding == first[0].embedding
+    finally:
+        await close(client)
 
 
-def test_cache_is_shared_across_processes(api: FakeAPI, clock: FakeClock, tmp_path: Path) -> None:
+async def test_cache_is_shared_across_processes(
+    numbered_api: FakeAPI, make: MakeClient, tmp_path: Path
+) -> None:
     path = tmp_path / "shared.sqlite"
-    with make(api, clock, cache=path) as client:
-        client.embed_many(["alpha", "beta"])
+    client = make(cache=path)
+    await settle(client.embed_many(["alpha", "beta"]))
+    await close(client)
     code = (
         "import sys\n"
         "from aurous_embed import SQLiteCache\n"
@@ -86,14 +84,22 @@ def test_cache_is_shared_across_processes(api: FakeAPI, clock: FakeClock, tmp_pa
         "print(list(cache.get(key)))\n"
         "cache.put(cache_key('gamma', endpoint='https://api.test.invalid/v1', model='aurous-embed-vision-1.0', api_version=None, dimensions=None, cache_urls=False), [9.0, 9.5])\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert out.stdout.strip() == "[5.0, 0.123456789012345]"
-    with make(api, clock, cache=path) as client:
-        result = client.embed("gamma")  # written by the other process
+    client = make(cache=path)
+    try:
+        result = await settle(client.embed("gamma"))  # written by the other process
+    finally:
+        await close(client)
     assert result.cached
     assert result.embedding == [9.0, 9.5]
+    assert len(numbered_api.requests) == 2
 
 
 def test_cache_is_safe_across_threads(tmp_path: Path) -> None:
@@ -158,22 +164,29 @@ def test_keys_depend_on_model_version_dimensions_and_content(tmp_path: Path) -> 
     assert key((ImageURL("https://x.example/a.png"),), cache_urls=True) is not None
 
 
-def test_url_inputs_bypass_the_cache_unless_opted_in(
-    api: FakeAPI, clock: FakeClock, tmp_path: Path
+async def test_url_inputs_bypass_the_cache_unless_opted_in(
+    numbered_api: FakeAPI, make: MakeClient, tmp_path: Path
 ) -> None:
+    api = numbered_api
     inputs = [ImageURL("https://x.example/a.png"), "plain"]
-    with make(api, clock, cache=tmp_path / "c.sqlite") as client:
-        client.embed_many(inputs)
-        client.embed_many(inputs)
+    client = make(cache=tmp_path / "c.sqlite")
+    try:
+        await settle(client.embed_many(inputs))
+        await settle(client.embed_many(inputs))
         assert len(api.requests) == 3  # the URL input was sent twice
         assert client.cache_stats.bypassed == 2
-    with make(api, clock, cache=tmp_path / "c2.sqlite", cache_urls=True) as client:
-        client.embed_many(inputs)
-        client.embed_many(inputs)
+    finally:
+        await close(client)
+    client = make(cache=tmp_path / "c2.sqlite", cache_urls=True)
+    try:
+        await settle(client.embed_many(inputs))
+        await settle(client.embed_many(inputs))
+    finally:
+        await close(client)
     assert len(api.requests) == 5
 
 
-def test_any_object_with_get_and_put(api: FakeAPI, clock: FakeClock) -> None:
+async def test_any_object_with_get_and_put(numbered_api: FakeAPI, make: MakeClient) -> None:
     class DictCache:
         def __init__(self) -> None:
             self.data: dict[str, list[float]] = {}
@@ -185,33 +198,18 @@ def test_any_object_with_get_and_put(api: FakeAPI, clock: FakeClock) -> None:
             self.data[key] = list(embedding)
 
     store = DictCache()
-    with make(api, clock, cache=store) as client:
-        client.embed_many(["a", "b", "a"])
-        client.embed_many(["a", "b"])
+    client = make(cache=store)
+    await settle(client.embed_many(["a", "b", "a"]))
+    await settle(client.embed_many(["a", "b"]))
     assert len(store.data) == 2
     assert (
-        len(api.requests) == 3
+        len(numbered_api.requests) == 3
     )  # the duplicate inside the first batch raced; the second batch was free
 
 
-def test_bad_cache_argument() -> None:
+def test_bad_cache_argument(make: MakeClient) -> None:
     with pytest.raises(TypeError, match="get\\(key\\)"):
-        AurousClient(API_KEY, base_url=BASE_URL, cache=42)  # type: ignore[arg-type]
-
-
-async def test_async_client_uses_the_cache(api: FakeAPI, tmp_path: Path) -> None:
-    api.default = numbered
-    async with AsyncAurousClient(
-        API_KEY,
-        base_url=BASE_URL,
-        cache=tmp_path / "a.sqlite",
-        http_client=httpx.AsyncClient(transport=httpx.MockTransport(api)),
-    ) as client:
-        await client.embed_many(["x", "y"])
-        again = await client.embed_many(["x", "y"])
-        one = await client.embed("x")
-    assert len(api.requests) == 2
-    assert all(r.cached for r in [*again, one])
+        make(cache=42)
 
 
 # --- budgets -------------------------------------------------------------------------------------
@@ -227,164 +225,131 @@ def charged_at_documented_rates(request: httpx.Request) -> httpx.Response:
 TEXT_100 = "z" * 100  # + 1 digit = 101 bytes = 26 tokens = 0.0004875 credits
 
 
-def assert_five_of_ten_sent(
-    error: BudgetExceededError, api: FakeAPI, client: AurousClient | AsyncAurousClient
-) -> None:
+async def test_call_budget_stops_before_overspending(any_client: Any, api: FakeAPI) -> None:
     """Ten inputs of 0.0004875 credits, ``max_credits=0.0025``, one at a time: five were sent."""
+    api.default = charged_at_documented_rates
+    with pytest.raises(BudgetExceededError) as info:
+        await settle(
+            any_client.embed_many(
+                [TEXT_100 + str(i) for i in range(10)], max_credits=0.0025, concurrency=1
+            )
+        )
+    error = info.value
     assert len(api.requests) == 5  # 5 x 0.0004875 = 0.0024375; a sixth would pass 0.0025
     assert error.credits_spent == pytest.approx(5 * 0.0004875)
-    assert client.usage.credits_charged <= 0.0025
+    assert any_client.usage.credits_charged <= 0.0025
     assert sum(r is not None for r in error.results) == 5
     assert len(error.results) == 10
     assert error.max_credits == 0.0025
     assert "nothing over budget was sent" in str(error)
 
 
-def test_call_budget_stops_before_overspending(api: FakeAPI, clock: FakeClock) -> None:
-    with make(api, clock) as client:
-        api.default = charged_at_documented_rates
-        with pytest.raises(BudgetExceededError) as info:
-            client.embed_many(
-                [TEXT_100 + str(i) for i in range(10)], max_credits=0.0025, concurrency=1
-            )
-        assert_five_of_ten_sent(info.value, api, client)
-
-
-def test_budget_is_never_exceeded_under_concurrency(api: FakeAPI, clock: FakeClock) -> None:
-    with make(api, clock) as client:
-        api.default = charged_at_documented_rates
-        with pytest.raises(BudgetExceededError):
-            client.embed_many(
+async def test_budget_is_never_exceeded_under_concurrency(any_client: Any, api: FakeAPI) -> None:
+    api.default = charged_at_documented_rates
+    with pytest.raises(BudgetExceededError):
+        await settle(
+            any_client.embed_many(
                 [TEXT_100 + str(i % 10) for i in range(200)], max_credits=0.01, concurrency=16
             )
-        assert client.usage.credits_charged <= 0.01
-        assert len(api.requests) == 20  # in-flight requests hold their estimate: exactly 20 fit
+        )
+    assert any_client.usage.credits_charged <= 0.01
+    assert len(api.requests) == 20  # in-flight requests hold their estimate: exactly 20 fit
 
 
-def test_client_budget_spans_calls_and_counts_actual_charges(
-    api: FakeAPI, clock: FakeClock
+async def test_client_budget_spans_calls_and_counts_actual_charges(
+    api: FakeAPI, make: MakeClient
 ) -> None:
-    with make(api, clock, max_credits=0.0010) as client:
-        api.default = charged_at_documented_rates
-        client.embed(TEXT_100 + "a")
-        client.embed_many([TEXT_100 + "b"])  # 0.000975 spent across two calls
-        with pytest.raises(BudgetExceededError) as info:
-            client.embed(TEXT_100 + "c")  # another 0.0004875 would pass 0.0010
-        assert info.value.credits_spent == pytest.approx(0.000975)
-        assert len(api.requests) == 2
-        client.embed("tiny")  # 1 token, 0.00001875: still fits
-        assert client.usage.credits_charged == pytest.approx(0.00099375)
-        assert client.max_credits == 0.0010
+    client = make(max_credits=0.0010)
+    api.default = charged_at_documented_rates
+    await settle(client.embed(TEXT_100 + "a"))
+    await settle(client.embed_many([TEXT_100 + "b"]))  # 0.000975 spent across two calls
+    with pytest.raises(BudgetExceededError) as info:
+        await settle(client.embed(TEXT_100 + "c"))  # another 0.0004875 would pass 0.0010
+    assert info.value.credits_spent == pytest.approx(0.000975)
+    stream = client.embed_iter([TEXT_100 + "d", "tiny"], return_exceptions=True)
+    out = await collect(stream)  # a budget stop: each item not sent gets a copy of it
+    assert [(type(e), e.index, e.skipped) for e in out] == [
+        (BudgetExceededError, 0, False),
+        (BudgetExceededError, 1, True),
+    ]
+    assert len(api.requests) == 2
+    await settle(client.embed("tiny"))  # 1 token, 0.00001875: still fits
+    assert client.usage.credits_charged == pytest.approx(0.00099375)
+    assert client.max_credits == 0.0010
 
 
-async def test_async_call_budget_stops_before_overspending(api: FakeAPI, clock: FakeClock) -> None:
-    async with make_async(api, clock) as client:
-        api.default = charged_at_documented_rates
-        with pytest.raises(BudgetExceededError) as info:
-            await client.embed_many(
-                [TEXT_100 + str(i) for i in range(10)], max_credits=0.0025, concurrency=1
-            )
-        assert_five_of_ten_sent(info.value, api, client)
-
-
-async def test_async_budget_is_never_exceeded_under_concurrency(
-    api: FakeAPI, clock: FakeClock
-) -> None:
-    async with make_async(api, clock) as client:
-        api.default = charged_at_documented_rates
-        with pytest.raises(BudgetExceededError):
-            await client.embed_many(
-                [TEXT_100 + str(i % 10) for i in range(200)], max_credits=0.01, concurrency=16
-            )
-        assert client.usage.credits_charged <= 0.01
-        assert len(api.requests) == 20  # in-flight requests hold their estimate: exactly 20 fit
-
-
-async def test_async_client_budget_spans_calls_and_counts_actual_charges(
-    api: FakeAPI, clock: FakeClock
-) -> None:
-    async with make_async(api, clock, max_credits=0.0010) as client:
-        api.default = charged_at_documented_rates
-        await client.embed(TEXT_100 + "a")
-        await client.embed_many([TEXT_100 + "b"])  # 0.000975 spent across two calls
-        with pytest.raises(BudgetExceededError) as info:
-            await client.embed(TEXT_100 + "c")  # another 0.0004875 would pass 0.0010
-        assert info.value.credits_spent == pytest.approx(0.000975)
-        stream = client.embed_iter([TEXT_100 + "d", "tiny"], return_exceptions=True)
-        out = [x async for x in stream]  # a budget stop: each item not sent gets a copy of it
-        assert [(type(e), e.index, e.skipped) for e in out] == [  # type: ignore[union-attr]
-            (BudgetExceededError, 0, False),
-            (BudgetExceededError, 1, True),
-        ]
-        assert len(api.requests) == 2
-        await client.embed("tiny")  # 1 token, 0.00001875: still fits
-        assert client.usage.credits_charged == pytest.approx(0.00099375)
-        assert client.max_credits == 0.0010
-
-
-def test_budget_arguments_are_checked(api: FakeAPI, clock: FakeClock) -> None:
+async def test_budget_arguments_are_checked(make: MakeClient) -> None:
     from aurous_embed import InputValidationError
 
     with pytest.raises(InputValidationError, match="max_credits"):
-        make(api, clock, max_credits=-1)
-    with make(api, clock) as client, pytest.raises(InputValidationError, match="max_credits"):
-        client.embed("a", max_credits="10")  # type: ignore[arg-type]
+        make(max_credits=-1)
+    client = make()
+    with pytest.raises(InputValidationError, match="max_credits"):
+        await settle(client.embed("a", max_credits="10"))
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts file descriptors on Linux")
-def test_many_batches_do_not_leak_cache_connections(
-    api: FakeAPI, clock: FakeClock, tmp_path: Path
+async def test_many_batches_do_not_leak_cache_connections(
+    numbered_api: FakeAPI, make: MakeClient, tmp_path: Path
 ) -> None:
     import os
 
-    with make(api, clock, cache=tmp_path / "fd.sqlite") as client:
-        client.embed_many([f"warm {i}" for i in range(40)])
+    client = make(cache=tmp_path / "fd.sqlite")
+    try:
+        await settle(client.embed_many([f"warm {i}" for i in range(40)]))
         before = len(os.listdir("/proc/self/fd"))
-        for round_ in range(20):  # every call runs on fresh worker threads
-            client.embed_many([f"round {round_} item {i}" for i in range(40)])
+        for round_ in range(20):  # every sync call runs on fresh worker threads
+            await settle(client.embed_many([f"round {round_} item {i}" for i in range(40)]))
         after = len(os.listdir("/proc/self/fd"))
+    finally:
+        await close(client)
     assert after - before <= 2
     assert len(os.listdir("/proc/self/fd")) < after  # closing the client closed its cache too
 
 
-def test_hits_keep_exact_floats_on_every_path(
-    api: FakeAPI, clock: FakeClock, tmp_path: Path
+async def test_hits_keep_exact_floats_on_every_path(
+    numbered_api: FakeAPI, make: MakeClient, tmp_path: Path
 ) -> None:
     np = pytest.importorskip("numpy")
     corpus = [f"doc {i}" for i in range(50)]
-    with make(api, clock, cache=tmp_path / "p.sqlite") as client:
-        fresh = [r.embedding for r in client.embed_many(corpus)]
-        as_lists = [r.embedding for r in client.embed_many(corpus)]
-        streamed = [r.embedding for r in client.embed_iter(corpus)]
-        single = client.embed(corpus[3]).embedding
-        array = client.embed_many(corpus, as_numpy=True)
-    assert len(api.requests) == 50
+    client = make(cache=tmp_path / "p.sqlite")
+    try:
+        fresh = [r.embedding for r in await settle(client.embed_many(corpus))]
+        as_lists = [r.embedding for r in await settle(client.embed_many(corpus))]
+        streamed = [r.embedding for r in await collect(client.embed_iter(corpus))]
+        single = (await settle(client.embed(corpus[3]))).embedding
+        array = await settle(client.embed_many(corpus, as_numpy=True))
+    finally:
+        await close(client)
+    assert len(numbered_api.requests) == 50
     assert as_lists == fresh == streamed
     assert all(type(v) is list and type(v[1]) is float for v in as_lists + streamed + [single])
     assert single == fresh[3]
     assert np.array_equal(array, np.array(fresh, dtype=np.float32))
 
 
-def test_a_batch_of_cache_hits_runs_in_the_callers_thread(
-    api: FakeAPI, clock: FakeClock, tmp_path: Path
+async def test_a_batch_of_cache_hits_runs_in_the_callers_thread(
+    numbered_api: FakeAPI, make: MakeClient, tmp_path: Path
 ) -> None:
-    import threading
-
+    api = numbered_api
     corpus = [f"document number {i}" for i in range(1500)]
-    with make(api, clock, cache=tmp_path / "cache.sqlite") as client:
-        client.embed_many(corpus[:1000])
+    client = make(cache=tmp_path / "cache.sqlite")
+    try:
+        await settle(client.embed_many(corpus[:1000]))
         sent = len(api.requests)
         # Process-wide pools (image conversion) may be alive from other tests: count new threads.
         before = set(threading.enumerate())
         workers: set[str] = set()
-        for _ in client.embed_iter(corpus[:1000]):
+        async for _ in each(client.embed_iter(corpus[:1000])):
             workers.update(t.name for t in set(threading.enumerate()) - before)
         assert workers == set()  # every input answered by the cache: no worker thread
         assert len(api.requests) == sent
         # Inputs the cache cannot answer still go out, in order, on workers.
-        mixed = client.embed_many(corpus)
+        mixed = await settle(client.embed_many(corpus))
         assert len(api.requests) == sent + 500
         assert [r.cached for r in mixed] == [True] * 1000 + [False] * 500
+    finally:
+        await close(client)
 
 
 def test_cache_writes_are_committed_together_and_never_lost(tmp_path: Path) -> None:
