@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import threading
@@ -14,7 +13,6 @@ import pytest
 
 from aurous_embed import (
     AsyncAurousClient,
-    AurousClient,
     BatchEmbeddingError,
     InputValidationError,
     MissingDependencyError,
@@ -22,11 +20,13 @@ from aurous_embed import (
 )
 from aurous_embed._batch import CHUNK, Controller
 from aurous_embed._pacing import Pacer
+from tests.helpers import Flavour, close, close_stream, collect, each, make_client, next_of, settle
 from tests.unit.conftest import (
     API_KEY,
     BASE_URL,
     FakeAPI,
     FakeClock,
+    MakeClient,
     embedding_body,
     error_body,
     respond,
@@ -206,16 +206,14 @@ class BucketAPI:
         return respond(429, error_body("too_many_requests", "rate_limit"), headers)
 
 
-def test_sequential_calls_are_paced_instead_of_bouncing_off_429s(clock: FakeClock) -> None:
+async def test_sequential_calls_are_paced_instead_of_bouncing_off_429s(
+    api: FakeAPI, clock: FakeClock, make: MakeClient
+) -> None:
     server = BucketAPI(clock, capacity=5, per_second=2.0)
-    with AurousClient(
-        API_KEY,
-        base_url=BASE_URL,
-        clock=clock,
-        http_client=httpx.Client(transport=httpx.MockTransport(server)),
-    ) as client:
-        for i in range(60):
-            client.embed(f"t{i}")
+    api.default = server
+    client = make()
+    for i in range(60):
+        await settle(client.embed(f"t{i}"))
     assert server.statuses.count(429) <= 1
     elapsed = clock.now - 1_800_000_000.0
     assert elapsed == pytest.approx((60 - 5) / 2.0, rel=0.1)  # at the refill rate, not slower
@@ -235,69 +233,66 @@ def system_clock_is(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> FakeCl
     return clock
 
 
-def test_clients_with_one_key_share_what_they_learnt_of_its_buckets(
-    system_clock_is: FakeClock,
+async def test_clients_with_one_key_share_what_they_learnt_of_its_buckets(
+    system_clock_is: FakeClock, flavour: Flavour
 ) -> None:
     clock = system_clock_is
     server = BucketAPI(clock, capacity=5, per_second=2.0)
 
-    def client(key: str = API_KEY) -> AurousClient:
-        http = httpx.Client(transport=httpx.MockTransport(server))
-        return AurousClient(key, base_url=BASE_URL, http_client=http)
+    def client(key: str = API_KEY, kind: Flavour = flavour) -> Any:
+        return make_client(kind, key, handler=server, base_url=BASE_URL)  # on the default clock
 
-    with client() as first:
-        for i in range(5):
-            first.embed(f"a{i}")  # the burst: the bucket is empty now, and the answers said so
+    first = client()
+    for i in range(5):
+        await settle(first.embed(f"a{i}"))  # the burst: the bucket is empty now, and it was told
+    await close(first)
     assert server.statuses == [200] * 5 and clock.sleeps == []
-    with client() as second:  # a new client, the same key: it knows, and waits for the refill
-        for i in range(4):
-            second.embed(f"b{i}")
+    second = client()  # a new client, the same key: it knows, and waits for the refill
+    for i in range(4):
+        await settle(second.embed(f"b{i}"))
+    await close(second)
     assert server.statuses[5:] == [200] * 4
     # About the refill rate, 2 per second (the model leans low: resets come in whole seconds).
     assert 4 / 2.0 <= sum(clock.sleeps) <= 1.3 * 4 / 2.0
 
-    async def run_async() -> None:
-        http = httpx.AsyncClient(transport=httpx.MockTransport(server))
-        async with AsyncAurousClient(API_KEY, base_url=BASE_URL, http_client=http) as aclient:
-            await aclient.embed("c")
-
-    asyncio.run(run_async())  # the async client shares the model too
+    other_flavour = client(kind="async" if flavour == "sync" else "sync")
+    await settle(other_flavour.embed("c"))  # the other kind of client shares the model too
+    await close(other_flavour)
     assert server.statuses[9:] == [200]
 
     waits = len(clock.sleeps)
-    with client("al_live_" + "f" * 64) as other:  # another key's buckets are not this one's
-        other.embed("d")
+    other = client("al_live_" + "f" * 64)  # another key's buckets are not this one's
+    await settle(other.embed("d"))
+    await close(other)
     assert len(clock.sleeps) == waits  # so it does not wait (this fake has one bucket for all keys)
 
 
-def test_a_client_on_an_injected_clock_keeps_its_own_rate_limit_model(
-    system_clock_is: FakeClock,
+async def test_a_client_on_an_injected_clock_keeps_its_own_rate_limit_model(
+    system_clock_is: FakeClock, flavour: Flavour
 ) -> None:
     clock = system_clock_is
     server = BucketAPI(clock, capacity=2, per_second=1.0)
     for _ in range(2):
-        with AurousClient(
-            API_KEY,
-            base_url=BASE_URL,
-            http_client=httpx.Client(transport=httpx.MockTransport(server)),
-        ) as shared:
-            shared.embed("a")
-    own = AurousClient(
+        shared = make_client(flavour, API_KEY, handler=server, base_url=BASE_URL)
+        await settle(shared.embed("a"))
+        await close(shared)
+    own = make_client(
+        flavour,
         API_KEY,
+        handler=server,
         base_url=BASE_URL,
         clock=clock,  # injected (that it tells the same time here is not for the client to know)
-        http_client=httpx.Client(transport=httpx.MockTransport(server)),
     )
-    with own:
-        own.embed("b")
+    await settle(own.embed("b"))
+    await close(own)
     assert server.statuses == [200, 200, 429, 200]  # it learnt from its own 429, nothing shared
 
 
 # --- streaming -----------------------------------------------------------------------------------
 
 
-def test_embed_iter_streams_in_order_with_bounded_lookahead(
-    client: AurousClient, api: FakeAPI
+async def test_embed_iter_streams_in_order_with_bounded_lookahead(
+    any_client: Any, api: FakeAPI
 ) -> None:
     api.default = vector_of
     pulled = 0
@@ -309,66 +304,44 @@ def test_embed_iter_streams_in_order_with_bounded_lookahead(
             yield f"t{i}"
 
     seen = 0
-    for i, result in enumerate(client.embed_iter(source(), concurrency=4)):
-        assert result.embedding[0] == float(i)
+    async for result in each(any_client.embed_iter(source(), concurrency=4)):
+        assert result.embedding[0] == float(seen)
         seen += 1
         assert pulled - seen <= CHUNK + 4 * 4  # never runs far ahead of the consumer
     assert seen == 5000
 
 
-def test_embed_iter_break_stops_sending(client: AurousClient, api: FakeAPI) -> None:
+async def test_embed_iter_break_stops_sending(any_client: Any, api: FakeAPI) -> None:
     api.default = vector_of
-    stream = client.embed_iter((f"t{i}" for i in range(100_000)), concurrency=4)
-    first = [next(stream) for _ in range(10)]
-    stream.close()
+    stream = any_client.embed_iter((f"t{i}" for i in range(100_000)), concurrency=4)
+    first = [await next_of(stream) for _ in range(10)]
+    await close_stream(stream)
     assert [r.embedding[0] for r in first] == list(map(float, range(10)))
     assert len(api.requests) < 600
 
 
-def test_embed_iter_raises_at_the_bad_item_after_earlier_results(
-    client: AurousClient, api: FakeAPI
+async def test_embed_iter_raises_at_the_bad_item_after_earlier_results(
+    any_client: Any, api: FakeAPI
 ) -> None:
     api.default = vector_of
     got: list[float] = []
     with pytest.raises(InputValidationError) as info:  # noqa: PT012 - the loop is the subject
-        for result in client.embed_iter(["t0", "t1", "", "t3"]):
+        async for result in each(any_client.embed_iter(["t0", "t1", "", "t3"])):
             got.append(result.embedding[0])
     assert got == [0.0, 1.0]
     assert (info.value.index, info.value.param) == (2, "input")
 
 
-def test_embed_iter_return_exceptions_keeps_going(client: AurousClient, api: FakeAPI) -> None:
+async def test_embed_iter_return_exceptions_keeps_going(any_client: Any, api: FakeAPI) -> None:
     api.default = too_large_at("t3")
-    out = list(client.embed_iter(["t0", "t1", "", "t3", "t4"], return_exceptions=True))
-    assert_kept_going(out)
-
-
-async def test_async_embed_iter_return_exceptions_keeps_going(
-    aclient: AsyncAurousClient, api: FakeAPI
-) -> None:
-    api.default = too_large_at("t3")
-    async with aclient:
-        stream = aclient.embed_iter(["t0", "t1", "", "t3", "t4"], return_exceptions=True)
-        out = [x async for x in stream]
-    assert_kept_going(out)
-
-
-async def test_async_embed_iter_raises_a_failed_item_in_its_turn(
-    aclient: AsyncAurousClient, api: FakeAPI
-) -> None:
-    api.default = vector_of
-    got: list[float] = []
-    async with aclient:
-        with pytest.raises(InputValidationError) as info:  # noqa: PT012 - the loop is the subject
-            async for result in aclient.embed_iter(["t0", "t1", "", "t3"]):
-                got.append(result.embedding[0])
-    assert got == [0.0, 1.0]
-    assert (info.value.index, info.value.param) == (2, "input")
+    stream = any_client.embed_iter(["t0", "t1", "", "t3", "t4"], return_exceptions=True)
+    assert_kept_going(await collect(stream))
 
 
 async def test_async_embed_iter_from_an_async_generator(
     aclient: AsyncAurousClient, api: FakeAPI
 ) -> None:
+    """Async only: the sync client takes no async iterables."""
     api.default = vector_of
 
     async def source() -> AsyncIterator[str]:
@@ -383,47 +356,27 @@ async def test_async_embed_iter_from_an_async_generator(
 # --- numpy ---------------------------------------------------------------------------------------
 
 
-def test_as_numpy(client: AurousClient, api: FakeAPI) -> None:
+async def test_as_numpy(any_client: Any, api: FakeAPI) -> None:
     np = pytest.importorskip("numpy")
     api.default = vector_of
-    array = client.embed_many([f"t{i}" for i in range(50)], as_numpy=True)
+    array = await settle(any_client.embed_many([f"t{i}" for i in range(50)], as_numpy=True))
     assert isinstance(array, np.ndarray)
     assert (array.shape, array.dtype) == ((50, 2), np.float32)
     assert array[:, 0].tolist() == list(map(float, range(50)))
 
 
-async def test_async_as_numpy(aclient: AsyncAurousClient, api: FakeAPI) -> None:
-    np = pytest.importorskip("numpy")
-    api.default = vector_of
-    async with aclient:
-        array = await aclient.embed_many([f"t{i}" for i in range(50)], as_numpy=True)
-    assert isinstance(array, np.ndarray)
-    assert (array.shape, array.dtype) == ((50, 2), np.float32)
-    assert array[:, 0].tolist() == list(map(float, range(50)))
-
-
-async def test_async_as_numpy_partial_failure_keeps_rows(
-    aclient: AsyncAurousClient, api: FakeAPI
-) -> None:
-    pytest.importorskip("numpy")
-
-    api.default = too_large_at("t2")
-    async with aclient:
-        with pytest.raises(BatchEmbeddingError) as info:
-            await aclient.embed_many([f"t{i}" for i in range(4)], as_numpy=True)
-    assert_rows_kept(info.value)
-
-
-def test_as_numpy_partial_failure_keeps_rows(client: AurousClient, api: FakeAPI) -> None:
+async def test_as_numpy_partial_failure_keeps_rows(any_client: Any, api: FakeAPI) -> None:
     pytest.importorskip("numpy")
 
     api.default = too_large_at("t2")
     with pytest.raises(BatchEmbeddingError) as info:
-        client.embed_many([f"t{i}" for i in range(4)], as_numpy=True)
+        await settle(any_client.embed_many([f"t{i}" for i in range(4)], as_numpy=True))
     assert_rows_kept(info.value)
 
 
-def test_as_numpy_without_numpy(client: AurousClient, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_as_numpy_without_numpy(
+    any_client: Any, api: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import builtins
 
     real = builtins.__import__
@@ -435,20 +388,24 @@ def test_as_numpy_without_numpy(client: AurousClient, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(builtins, "__import__", no_numpy)
     with pytest.raises(MissingDependencyError, match="numpy"):
-        client.embed_many(["a"], as_numpy=True)
+        await settle(any_client.embed_many(["a"], as_numpy=True))
 
 
 # --- progress ------------------------------------------------------------------------------------
 
 
-def test_show_progress_draws_a_bar_with_credits(
-    client: AurousClient, api: FakeAPI, capsys: pytest.CaptureFixture[str]
+async def test_show_progress_draws_a_bar_with_credits(
+    any_client: Any, api: FakeAPI, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pytest.importorskip("tqdm")
     api.default = vector_of
     seen: list[int] = []
-    client.embed_many(
-        [f"t{i}" for i in range(20)], show_progress=True, on_progress=lambda d, t, c: seen.append(d)
+    await settle(
+        any_client.embed_many(
+            [f"t{i}" for i in range(20)],
+            show_progress=True,
+            on_progress=lambda d, t, c: seen.append(d),
+        )
     )
     err = capsys.readouterr().err
     assert "embedding" in err
