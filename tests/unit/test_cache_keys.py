@@ -39,6 +39,8 @@ from aurous_embed._cache import (
     get_many,
     open_cache,
 )
+from tests.helpers import png, settle
+from tests.unit.conftest import MakeClient
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(24))  # hashed, never decoded
 ENDPOINT = "https://api.aurous-labs.com/v1"
@@ -148,6 +150,38 @@ def test_a_pil_image_key_is_pinned() -> None:
     assert key((Image(picture()),)) == (
         "63bbcfe7c303313e757ee97dbfc71ffa7f58364d6b175cbe6711c366cce46d34"
     )
+
+
+async def test_the_clients_store_under_the_pinned_keys(make: MakeClient) -> None:
+    """Both clients hand the cache exactly the keys pinned above (one recipe, not two)."""
+
+    class Store:
+        def __init__(self) -> None:
+            self.data: dict[str, list[float]] = {}
+
+        def get(self, key: str) -> list[float] | None:
+            return self.data.get(key)
+
+        def put(self, key: str, embedding: Sequence[float]) -> None:
+            self.data[key] = list(embedding)
+
+    store = Store()
+    client = make(cache=store, base_url=ENDPOINT, model=MODEL, api_version=VERSION)
+    await settle(client.embed("hello"))
+    await settle(client.embed("hello", dimensions=1024))
+    await settle(client.embed([Text("title"), Text("café")]))
+    picture_bytes = png()  # a real picture this time: the client checks what it sends
+    await settle(client.embed([Image(picture_bytes)]))
+    await settle(client.embed([ImageURL("https://example.com/a.png")]))  # not cached: a URL
+    assert sorted(store.data) == sorted(
+        [
+            "901389122ae8ad409484174ff8a1038cbfe3a94b9eb27c919df67355fe3a15fd",
+            "fcd4cb2a2345932fdae12bcc141101453607068f40fbf6a6b636d597fcb56cfd",
+            "eb64988a29fcb4c0851ac6cec667129cbd18d3f499e69d08e16a834ce9b27034",
+            key((Image(picture_bytes),)),
+        ]
+    )
+    assert client.cache_stats == CacheStats(hits=0, misses=4, writes=4, bypassed=1)
 
 
 # --- different content, different key ----------------------------------------------------------
