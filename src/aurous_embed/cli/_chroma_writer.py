@@ -59,13 +59,27 @@ class WriterProcess:
 
     def __init__(self, collection: Any, db: str) -> None:
         self._collection = collection
+        self._db = db
         self._lock = threading.Lock()
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "aurous_embed.cli._chroma_writer", db, collection.name],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            start_new_session=True,  # Ctrl-C at a terminal goes to the parent only
-        )
+        # Started at the first write: a run with nothing to write (an unchanged folder) does not
+        # pay for a second interpreter importing Chroma (about 1.5 s).
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def _child(self) -> subprocess.Popen[bytes]:
+        if self._process is None:
+            self._process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "aurous_embed.cli._chroma_writer",
+                    self._db,
+                    self._collection.name,
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                start_new_session=True,  # Ctrl-C at a terminal goes to the parent only
+            )
+        return self._process
 
     # --- reads, in this process --------------------------------------------------------------
 
@@ -88,9 +102,9 @@ class WriterProcess:
         self._call("modify", options)
 
     def _call(self, method: str, options: dict[str, Any]) -> None:
-        process = self._process
-        assert process.stdin is not None and process.stdout is not None
         with self._lock:
+            process = self._child()
+            assert process.stdin is not None and process.stdout is not None
             try:
                 _send(process.stdin, (method, options))
                 answer = _receive(process.stdout)
@@ -103,12 +117,16 @@ class WriterProcess:
 
     def close(self) -> None:
         """Let the child finish what it was sent, and wait for it."""
-        if self._process.stdin is not None:
+        with self._lock:
+            process, self._process = self._process, None
+        if process is None:
+            return
+        if process.stdin is not None:
             with contextlib.suppress(OSError):
-                self._process.stdin.close()
-        self._process.wait()
-        if self._process.stdout is not None:
-            self._process.stdout.close()
+                process.stdin.close()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
     def __enter__(self) -> WriterProcess:
         return self
