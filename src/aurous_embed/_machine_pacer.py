@@ -6,7 +6,8 @@ started first keeps more. When the user names a directory (``$AUROUS_RATE_LIMIT_
 process on the machine with the same key and base URL keeps the *whole* :class:`Pacer` state in one
 file there: each reservation and each answer reads it, applies the same logic as a single process
 would, and writes it back under an exclusive lock. The machine then behaves as one process: requests
-are granted as tokens refill, to whichever process asks next, so equal demand gets equal shares, and
+are granted as tokens refill, first to the process that has waited longest, so equal demand gets
+about equal shares, and
 the cooperative inference still works against other machines on the key.
 
 Why a file and ``fcntl``/``msvcrt`` rather than a library (``filelock``, SQLite): the core depends on
@@ -85,7 +86,7 @@ class MachinePacer(Pacer):
     ) -> tuple[float, Ticket | None]:
         """As :meth:`Pacer.reserve`, but processes take turns: a process refused a token joins
         the machine's queue, and the tokens that refill go first to the processes that have waited
-        longest, so equal demand gets equal shares (whoever hears an answer first would otherwise
+        longest, so equal demand gets about equal shares (whoever hears an answer first would otherwise
         take the token the answer shows, and the busiest process would get busier). A token beyond
         what the processes ahead are owed goes to whoever asks (one asleep at the head of the
         queue wastes nothing). Within a process, one request asks the file at a time: the others
