@@ -125,11 +125,16 @@ def async_default() -> str:
 
 
 def machine() -> str:
-    """One line describing where the numbers come from."""
+    """One line describing where the numbers come from.
+
+    The load average is part of it: on a 2-CPU machine shared with other jobs the same benchmark
+    ran 1.4x slower (the index first run: 54 to 57 s at load 8 to 27, 39 to 40 s at load under 1.5).
+    """
     cpus = os.cpu_count()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (
         f"{datetime.date.today().isoformat()}, {platform.system()} {platform.machine()}, "
-        f"{cpus} CPUs, Python {platform.python_version()}"
+        f"{cpus} CPUs, Python {platform.python_version()}, load average {load:.1f} at start"
     )
 
 
