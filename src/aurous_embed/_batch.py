@@ -131,7 +131,11 @@ _PULL = _Signal.PULL
 
 @dataclass
 class Window(Generic[T, R]):
-    """The state both drivers share. Not thread-safe: drivers hold their lock around every call."""
+    """The state both drivers share. Not thread-safe: drivers hold their lock around every call.
+
+    ``ordered``: outcomes are handed out in input order (a slow item holds back those after it,
+    at most ``buffer_limit`` ahead); otherwise as they finish (in index order among those that
+    finished together), and a slow item holds back nothing."""
 
     concurrency: int
     controller: Controller
@@ -139,9 +143,12 @@ class Window(Generic[T, R]):
     total: int | None = None
     on_progress: ProgressCallback | None = None
     cost: Callable[[object], float] = lambda _: 0.0
+    ordered: bool = True
     active: int = 0
     pulled: int = 0
     next_out: int = 0
+    #: outcomes handed out so far (``next_out`` counts those handed out in order)
+    handed: int = 0
     done: int = 0
     credits: float = 0.0
     exhausted: bool = False
@@ -182,7 +189,7 @@ class Window(Generic[T, R]):
 
     def pull_size(self, *, consumer: bool = False) -> int:
         size = PREFETCH_CHUNK if consumer and self.prefetch else CHUNK
-        return min(size, self.buffer_limit - (self.pulled - self.next_out))
+        return min(size, self.buffer_limit - (self.pulled - self.handed))
 
     def wants_pull(self) -> bool:
         """Nothing is queued to send and there is room for more inputs."""
@@ -243,13 +250,17 @@ class Window(Generic[T, R]):
             self.controller.success()
         self.active -= 1
         self.record(outcome)
-        wake_consumer = self.stopped or outcome.index == self.next_out or self.active == 0
+        wake_consumer = (
+            self.stopped or not self.ordered or outcome.index == self.next_out or self.active == 0
+        )
         return max(1, min(self.concurrency, self.controller.limit) - self.active), wake_consumer
 
     def answered(self) -> bool:
         """After a pull: the consumer should look (a prefetch answered the next items, or a
         progress callback stopped the batch)."""
-        return self.next_out in self.finished or self.stopped
+        return (self.next_out in self.finished if self.ordered else bool(self.finished)) or (
+            self.stopped
+        )
 
     def hand_out(self) -> tuple[list[Outcome[R]], bool] | None:
         """For the consumer: the next outcomes in input order and whether they are the last ones
@@ -258,14 +269,20 @@ class Window(Generic[T, R]):
         if self.callback_error is not None:
             raise self.callback_error
         batch: list[Outcome[R]] = []
-        while self.next_out in self.finished:
-            batch.append(self.finished.pop(self.next_out))
-            self.next_out += 1
+        if self.ordered:
+            while self.next_out in self.finished:
+                batch.append(self.finished.pop(self.next_out))
+                self.next_out += 1
+        else:
+            batch = [self.finished.pop(i) for i in sorted(self.finished)]
         if batch:
+            self.handed += len(batch)
             return batch, False
         if self.active or not (self.stopped or (self.exhausted and not self.queue)):
             return None  # a request is in flight, or something is left that will be sent
-        return [self.finished.pop(i) for i in sorted(self.finished)], True
+        last = [self.finished.pop(i) for i in sorted(self.finished)]
+        self.handed += len(last)
+        return last, True
 
     def end(self) -> None:
         """After the last outcome was handed out: raise what the caller's iterable raised."""

@@ -222,13 +222,14 @@ class AurousClient(SyncFlavour):
         concurrency: int | None,
         total: int | None,
         on_progress: ProgressCallback | None,
+        ordered: bool = True,
     ) -> Outcomes[EmbeddingResult]:
         limit = self._concurrency(concurrency)
         scope = CallScope()
         controller = Controller(limit)
         call = CallOptions(call.model, call.dimensions, call.user, call.budget, controller, scope)
         window: Window[Item, EmbeddingResult] = Window(
-            limit, controller, self._prefetch(call), total, on_progress, credits_of
+            limit, controller, self._prefetch(call), total, on_progress, credits_of, ordered
         )
 
         def work(_: int, item: Item) -> EmbeddingResult:
@@ -384,6 +385,34 @@ class AurousClient(SyncFlavour):
             self._items(inputs), call, concurrency, total, callback, close, return_exceptions
         )
 
+    def embed_as_completed(
+        self,
+        inputs: Iterable[EmbedInput],
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        user: str | None = None,
+        concurrency: int | None = None,
+        on_progress: ProgressCallback | None = None,
+        show_progress: bool = False,
+        max_credits: float | None = None,
+    ) -> Iterator[tuple[int, EmbeddingResult | AurousError]]:
+        """Stream ``(index, result or error)`` pairs as the requests finish, not in input order.
+
+        As :meth:`embed_iter` with ``return_exceptions=True`` (lazy, at most O(concurrency)
+        inputs and results held, stopping early cancels what was not sent), except that a slow
+        input holds back nothing: each result is handed out as soon as it is there, with its
+        position in ``inputs``. For writing results somewhere as they arrive (a vector store, a
+        file) when a late one must not delay the others.
+        """
+        call = self._call(model, dimensions, user, max_credits)
+        check_batch(inputs, "embed_as_completed")
+        total = len(inputs) if isinstance(inputs, Sequence) else None
+        callback, close = progress_callback(on_progress, show_progress, total, "embedding")
+        return self._iterate(
+            self._items(inputs), call, concurrency, total, callback, close, True, ordered=False
+        )
+
     def _iterate(
         self,
         items: Items,
@@ -393,19 +422,28 @@ class AurousClient(SyncFlavour):
         on_progress: ProgressCallback | None,
         close: Any,
         return_exceptions: bool,
+        *,
+        ordered: bool = True,
     ) -> Iterator[Any]:
         try:
             stream = self._engine(
-                items, call, concurrency=concurrency, total=total, on_progress=on_progress
+                items,
+                call,
+                concurrency=concurrency,
+                total=total,
+                on_progress=on_progress,
+                ordered=ordered,
             )
             with contextlib.closing(stream):
                 for outcome in stream:
+                    value: Any
                     if outcome.error is None:
-                        yield unpacked(outcome.value)  # type: ignore[arg-type]
+                        value = unpacked(outcome.value)  # type: ignore[arg-type]
                     elif return_exceptions and isinstance(outcome.error, AurousError):
-                        yield outcome.error
+                        value = outcome.error
                     else:
                         raise outcome.error
+                    yield value if ordered else (outcome.index, value)
         finally:
             close()
             self._flush_cache()

@@ -6,10 +6,11 @@ a new file is added, a changed file's entries are replaced, a deleted file's ent
 (``aurous:root``), file, chunk and the file's fingerprint, so other folders indexed into the same
 collection are left alone.
 
-Durability: vectors come from the core (``embed_iter``: concurrent, cached, in order) and reach the
-collection as they arrive, a whole file at a time (its new entries, then the removal of its old
-ones), at least every ``FLUSH_ITEMS`` entries or ``FLUSH_SECONDS``. An interruption (Ctrl-C,
-SIGTERM, an error) writes every file finished so far before it propagates; the next run pays only
+Durability: vectors come from the core (``embed_as_completed``: concurrent, cached, as they finish,
+so a slow request holds back no other file) and reach the collection as they arrive, a whole file
+at a time (its new entries, then the removal of its old ones), in batches of ``FLUSH_ITEMS``
+entries or at most ``FLUSH_SECONDS`` old. An interruption (Ctrl-C, SIGTERM, an error, even while
+the last writes are made) writes every file finished so far before it returns; the next run pays only
 for what was not finished (unchanged files send nothing, and the cache next to the database
 answers what was embedded but not written).
 """
@@ -116,38 +117,59 @@ class _Writer:
     on a thread of its own: Chroma's inserts (a few ms per 2,048-float entry) overlap the
     embedding instead of holding up the stream of results (a local store holds the GIL while it
     inserts, so the CLI hands this thread a collection whose writes run in a child process, see
-    ``aurous_embed.cli._chroma_writer``). Batches are written in order;
-    ``close`` writes what is left and waits for it, and re-raises a write that failed."""
+    ``aurous_embed.cli._chroma_writer``). A batch goes when it holds ``FLUSH_ITEMS`` entries, or
+    when it is ``FLUSH_SECONDS`` old even if no other file finishes (the thread looks at least
+    that often). Batches are written in the order they were made; at most ``QUEUED`` full ones
+    wait (bounded memory). ``close`` writes what is left and waits for it (an interruption while
+    it waits does not lose it: call it again), and re-raises a write that failed."""
+
+    QUEUED = 4
 
     def __init__(self, collection: Any, root: Path, clock: Callable[[], float]) -> None:
         self.collection, self.root, self.clock = collection, root, clock
+        self._lock = threading.Lock()  # the open batch: filled here, taken by either thread
         self._batch: _Batch = _Batch()
         self.since = clock()
-        self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=4)  # bounded memory
+        self._queue: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
+        self._room = threading.Semaphore(self.QUEUED)
         self._error: BaseException | None = None
+        self._closing = False
         self._thread = threading.Thread(target=self._run, name="aurous-index-writer", daemon=True)
         self._thread.start()
 
     def file(self, source: Source, vectors: Sequence[list[float]], old: Iterable[str]) -> None:
         self._raise()
-        batch = self._batch
-        for chunk, vector in zip(source.chunks, vectors, strict=True):
-            batch.ids.append(chunk.id)
-            batch.vectors.append(vector)
-            batch.metadatas.append(source.metadata(chunk, self.root))
-            batch.documents.append(chunk.text or source.path.name)
         new = {chunk.id for chunk in source.chunks}
-        batch.replaced.extend(i for i in old if i not in new)
-        if len(batch.ids) >= FLUSH_ITEMS or self.clock() - self.since >= FLUSH_SECONDS:
+        with self._lock:
+            batch = self._batch
+            for chunk, vector in zip(source.chunks, vectors, strict=True):
+                batch.ids.append(chunk.id)
+                batch.vectors.append(vector)
+                batch.metadatas.append(source.metadata(chunk, self.root))
+                batch.documents.append(chunk.text or source.path.name)
+            batch.replaced.extend(i for i in old if i not in new)
+            due = len(batch.ids) >= FLUSH_ITEMS or self.clock() - self.since >= FLUSH_SECONDS
+        if due:
+            self._room.acquire()  # wait while QUEUED full batches are waiting to be written
+            with self._lock:
+                self._send(counted=True)
+
+    def _send(self, *, counted: bool) -> None:
+        """Queue the open batch (the lock is held). ``counted``: it holds a ``_room`` slot."""
+        batch, self._batch, self.since = self._batch, _Batch(), self.clock()
+        if batch.ids or batch.replaced:
+            batch.counted = counted
             self._queue.put(batch)
-            self._batch, self.since = _Batch(), self.clock()
+        elif counted:
+            self._room.release()
 
     def close(self) -> None:
         """Write what is left, wait for every write, and stop the thread."""
-        if self._batch.ids or self._batch.replaced:
-            self._queue.put(self._batch)
-            self._batch = _Batch()
-        self._queue.put(None)
+        if not self._closing:
+            with self._lock:
+                self._send(counted=False)
+                self._queue.put(None)
+            self._closing = True
         self._thread.join()
         self._raise()
 
@@ -157,12 +179,23 @@ class _Writer:
             raise error
 
     def _run(self) -> None:
-        while (batch := self._queue.get()) is not None:
+        while True:
+            try:
+                batch = self._queue.get(timeout=FLUSH_SECONDS)
+            except queue.Empty:  # nothing finished lately: write the open batch once it is due
+                with self._lock:
+                    if self.clock() - self.since >= FLUSH_SECONDS:
+                        self._send(counted=False)
+                continue
+            if batch is None:
+                return
             if self._error is None:
                 try:
                     batch.write(self.collection)
                 except BaseException as exc:  # reported to the indexing thread
                     self._error = exc
+            if batch.counted:
+                self._room.release()
 
 
 @dataclass
@@ -172,6 +205,7 @@ class _Batch:
     metadatas: list[dict[str, Any]] = field(default_factory=list)
     documents: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
+    counted: bool = False
 
     def write(self, collection: Any) -> None:
         if self.ids:  # upsert: a run interrupted between the two steps is repaired by the next
@@ -223,32 +257,37 @@ def index_folder(
             continue
         todo.append((source, have.all_ids() if have else [], have is None))
     writer = _Writer(collection, scan.root, clock)
-    chunks = [(source, chunk) for source, _, _ in todo for chunk in source.chunks]
-    stream = client.embed_iter(
-        (chunk.input() for _, chunk in chunks),
-        return_exceptions=True,
+    # Results as they finish (a slow request holds back no other file); a file is written once
+    # all its chunks are in, and fails whole if one of them failed.
+    owner = [n for n, (source, _, _) in enumerate(todo) for _ in source.chunks]
+    first = [0] * len(todo)
+    for n in range(1, len(todo)):
+        first[n] = first[n - 1] + len(todo[n - 1][0].chunks)
+    vectors: list[list[list[float] | None]] = [[None] * len(s.chunks) for s, _, _ in todo]
+    missing = [len(source.chunks) for source, _, _ in todo]
+    errors: dict[int, AurousError] = {}
+    stream = client.embed_as_completed(
+        (chunk.input() for source, _, _ in todo for chunk in source.chunks),
         show_progress=show_progress,
         on_progress=on_progress,
     )
     try:
-        position = 0
-        for source, old, new in todo:
-            vectors: list[list[float]] = []
-            error: AurousError | None = None
-            for _ in source.chunks:
-                outcome = next(stream)
-                position += 1
-                if isinstance(outcome, AurousError):
-                    error = error or outcome
-                else:
-                    vectors.append(outcome.embedding)
-            if error is not None:  # nothing of it is written: its old entries stay
-                report.failed.append((source.path, error))
-                if report.stopped_by is None and stops_batch(error):
-                    report.stopped_by = error  # every later file fails the same way
+        for position, outcome in stream:
+            n = owner[position]
+            if isinstance(outcome, AurousError):
+                errors.setdefault(n, outcome)
+            else:
+                vectors[n][position - first[n]] = outcome.embedding
+            missing[n] -= 1
+            if missing[n]:
                 continue
-            writer.file(source, vectors, old)
-            report.entries += len(vectors)
+            source, old, new = todo[n]
+            if n in errors:  # nothing of it is written: its old entries stay
+                continue
+            done = [v for v in vectors[n] if v is not None]
+            vectors[n] = []
+            writer.file(source, done, old)
+            report.entries += len(done)
             if new:
                 report.added += 1
             else:
@@ -256,21 +295,36 @@ def index_folder(
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into one by the CLI
         report.interrupted = True
     finally:
-        stream.close()  # type: ignore[attr-defined]  # stop sending at once
-        writer.close()  # every finished file is kept, interrupted or not
+        # Every finished file is kept, interrupted or not; an interruption while waiting for the
+        # requests to stop or the writes to finish is noted, and the wait goes on.
+        for step in (stream.close, writer.close):  # type: ignore[attr-defined]
+            while True:
+                try:
+                    step()
+                    break
+                except KeyboardInterrupt:
+                    report.interrupted = True
+    for n in sorted(errors):  # in the folder's order, whatever order they failed in
+        error = errors[n]
+        report.failed.append((todo[n][0].path, error))
+        if report.stopped_by is None and stops_batch(error):
+            report.stopped_by = error  # every later file fails the same way
     if report.interrupted:
         return report  # removals wait for a run that finishes
-    if not keep_deleted:
-        present = scan.present
-        gone = [i for path, have in stored.items() if path not in present for i in have.all_ids()]
-        report.removed = len([p for p in stored if p not in present])
-        for start in range(0, len(gone), 500):
-            collection.delete(ids=gone[start : start + 500])
-    if legacy:  # every entry of this folder is in the current layout now
-        metadata = {
-            k: v for k, v in (collection.metadata or {}).items() if not k.startswith("hnsw:")
-        }
-        collection.modify(metadata={**metadata, LAYOUT_KEY: LAYOUT})
+    try:
+        if not keep_deleted:
+            present = scan.present
+            gone = [i for p, have in stored.items() if p not in present for i in have.all_ids()]
+            for start in range(0, len(gone), 500):
+                collection.delete(ids=gone[start : start + 500])
+            report.removed = len([p for p in stored if p not in present])
+        if legacy:  # every entry of this folder is in the current layout now
+            metadata = {
+                k: v for k, v in (collection.metadata or {}).items() if not k.startswith("hnsw:")
+            }
+            collection.modify(metadata={**metadata, LAYOUT_KEY: LAYOUT})
+    except KeyboardInterrupt:  # what was written stays; the next run finishes the removals
+        report.interrupted = True
     return report
 
 

@@ -398,6 +398,45 @@ def test_an_interrupted_run_keeps_what_it_finished_and_the_next_pays_only_for_th
     assert report["unconfirmed_credits"] >= 0
 
 
+def writer_child(pid: int) -> bool:
+    """Whether ``pid`` has started a child process (``index``'s Chroma writer)."""
+    try:
+        return bool(Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc")
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_while_the_last_writes_are_made_keeps_them_and_prints_the_summary(
+    tmp_path: Path, network_log: Path, aurous_emulator: Emulator, signum: int, code: int
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(3):  # few files: every answer is in before the writer process has started
+        (folder / f"doc{i}.txt").write_text(f"document {i} about tents\n")
+    env = {**clean_env(network_log), **served(aurous_emulator)}
+    command = [*CLI, "--json", "index", str(folder), "--collection", "docs", "--db"]
+    process = subprocess.Popen(
+        [*command, str(tmp_path / "db")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + TIMEOUT
+    while not writer_child(process.pid) and process.poll() is None:
+        assert time.monotonic() < deadline, "the writer process did not start"
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=0.005)
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=TIMEOUT)
+    assert process.returncode in (code, 0), stderr  # 0: it had finished before the signal came
+    report = json.loads(stdout)  # measured before: no summary at all, and 130 for SIGTERM
+    assert report["interrupted"] is (process.returncode == code)
+    assert report["added"] == 3 == len(entries(tmp_path / "db")["ids"])
+
+
 def test_a_collection_indexed_by_an_earlier_version_is_brought_up_to_date(
     run: Run, docs: Path, tmp_path: Path, aurous_emulator: Emulator
 ) -> None:

@@ -18,8 +18,9 @@ from aurous_embed import (
     MissingDependencyError,
     SystemClock,
 )
-from aurous_embed._batch import CHUNK, Controller
+from aurous_embed._batch import CHUNK, Controller, Outcome, Window
 from aurous_embed._pacing import Pacer
+from aurous_embed.testing import Emulator
 from tests.helpers import Flavour, close, close_stream, collect, each, make_client, next_of, settle
 from tests.unit.conftest import (
     API_KEY,
@@ -351,6 +352,54 @@ async def test_async_embed_iter_from_an_async_generator(
     async with aclient:
         values = [r.embedding[0] async for r in aclient.embed_iter(source(), concurrency=8)]
     assert values == list(map(float, range(700)))
+
+
+@pytest.mark.allow_hosts(["127.0.0.1"])
+async def test_embed_as_completed_hands_out_results_as_they_finish(
+    flavour: Flavour, aurous_emulator_factory: Callable[..., Emulator]
+) -> None:
+    emulator = aurous_emulator_factory()
+    emulator.queue_faults("slow=60")  # the first request the emulator gets is held until released
+    client = make_client(flavour, emulator.api_key, base_url=emulator.base_url)
+    stream = client.embed_as_completed([f"t{i}" for i in range(8)], concurrency=4)
+    try:
+        early = [await next_of(stream) for _ in range(7)]  # while one request is still held
+        assert emulator.stats.slow_in_flight == 1
+    finally:
+        emulator.release_slow()
+    last = await next_of(stream)
+    await close_stream(stream)
+    assert sorted(i for i, _ in [*early, last]) == list(range(8))
+    assert last[0] not in {i for i, _ in early}
+    for index, result in [early[0], last]:  # each result is paired with its input's index
+        again = await settle(client.embed(f"t{index}"))
+        assert result.embedding == again.embedding
+    await close(client)
+
+
+async def test_embed_as_completed_yields_errors_in_place(any_client: Any, api: FakeAPI) -> None:
+    api.default = too_large_at("t3")
+    pairs = await collect(any_client.embed_as_completed(["t0", "t1", "", "t3", "t4"]))
+    by_index = dict(pairs)
+    assert sorted(by_index) == [0, 1, 2, 3, 4]
+    assert type(by_index[2]).__name__ == "InputValidationError" and by_index[2].index == 2
+    assert type(by_index[3]).__name__ == "InputTooLargeError" and by_index[3].index == 3
+    assert by_index[4].embedding == [4.0, 1.0]
+
+
+def test_an_unordered_window_hands_out_what_finished_and_bounds_what_is_held() -> None:
+    window: Window[str, str] = Window(2, Controller(2), ordered=False)
+    window.feed(["a", "b", "c"], exhausted=True)
+    assert window.next_work() == (0, "a") and window.next_work() == (1, "b")
+    window.finish(Outcome(1, value="B"))
+    assert window.answered()
+    assert window.hand_out() == ([Outcome(1, value="B")], False)  # 0 is still in flight
+    assert window.handed == 1 and window.next_out == 0
+    ordered: Window[str, str] = Window(2, Controller(2))
+    ordered.feed(["a", "b"], exhausted=True)
+    ordered.next_work(), ordered.next_work()
+    ordered.finish(Outcome(1, value="B"))
+    assert not ordered.answered() and ordered.hand_out() is None  # waits for 0
 
 
 # --- numpy ---------------------------------------------------------------------------------------

@@ -29,9 +29,10 @@ RENAMED = {"to_async": "to_sync", "__enter__": "__aenter__", "__exit__": "__aexi
 ASYNC_ONLY: dict[tuple[str, str], str | None] = {
     ("__init__", "http_backend"): None,  # the async client alone has this parameter
     ("embed_iter", "inputs"): "Iterable[EmbedInput] | AsyncIterable[EmbedInput]",
+    ("embed_as_completed", "inputs"): "Iterable[EmbedInput] | AsyncIterable[EmbedInput]",
 }
-#: Methods whose async twin is not a coroutine function: ``embed_iter`` returns an async iterator.
-NOT_AWAITED = {"__init__", "to_async", "embed_iter"}
+#: Methods whose async twin is not a coroutine function: the streams return async iterators.
+NOT_AWAITED = {"__init__", "to_async", "embed_iter", "embed_as_completed"}
 
 
 def flavourless(text: str) -> str:

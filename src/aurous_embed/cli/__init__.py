@@ -34,12 +34,14 @@ from aurous_embed.cli._base import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_STORE,
+    EXIT_TERMINATED,
     EXIT_USAGE,
     MODEL_KEY,
     SOURCE_KEY,
     Output,
     PartialFailure,
     StoreError,
+    Terminated,
     complain,
     error_line,
     exit_code,
@@ -263,9 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Output(args.json)
     try:
         return COMMANDS[args.command](args, out)
-    except KeyboardInterrupt:
-        complain("interrupted")
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:
+        terminated = isinstance(stop, Terminated)
+        complain("terminated" if terminated else "interrupted")
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return EXIT_OK

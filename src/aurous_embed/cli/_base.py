@@ -31,6 +31,10 @@ SOURCE_KEY, MODEL_KEY = "aurous:vectors", "aurous:model"
 EMBEDDED_EMULATOR = "the embedded emulator"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an interruption by ``index`` (exit 143, where Ctrl-C exits 130)."""
+
+
 class PartialFailure(Exception):
     """Some items failed; the rest were done (exit code 5, or the cause's code when it decides)."""
 

@@ -22,6 +22,7 @@ from aurous_embed.cli._base import (
     Output,
     PartialFailure,
     StoreError,
+    Terminated,
     _decisive,
     _reason,
     error_line,
@@ -154,7 +155,7 @@ def _stops() -> Iterator[list[int]]:
         seen.append(signum)
         for other in wanted:  # ignored at the OS level: it outlives the interpreter's shutdown
             signal.signal(other, signal.SIG_IGN)
-        raise KeyboardInterrupt
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
     try:
         previous = {s: signal.signal(s, handler) for s in wanted}
@@ -219,7 +220,7 @@ def _dry_run(args: argparse.Namespace, out: Output, scan: Any) -> int:
 
 
 def cmd_index(args: argparse.Namespace, out: Output) -> int:
-    from aurous_embed._indexing import LAYOUT, LAYOUT_KEY, index_folder
+    from aurous_embed._indexing import LAYOUT, LAYOUT_KEY, IndexReport, index_folder
 
     if args.max_image_side is not None and args.max_image_side < 1:
         raise InputValidationError("--max-image-side must be at least 1", param="--max-image-side")
@@ -231,20 +232,26 @@ def cmd_index(args: argparse.Namespace, out: Output) -> int:
     cache = args.cache or (None if args.chroma_host else str(Path(args.db) / CACHE_NAME))
     # A rerun after Ctrl-C, SIGTERM or kill -9 re-sends what was in flight: with keys derived from
     # each request, the API replays those answers free instead of charging them again.
-    with (
-        _stops() as signals,
-        _writes(args, collection) as target,
-        open_client(args, cache=cache, replay_identical=True) as client,
-    ):
-        report = index_folder(
-            client,
-            target,
-            scan,
-            keep_deleted=args.keep_deleted,
-            legacy=(collection.metadata or {}).get(LAYOUT_KEY) != LAYOUT,
-            show_progress=not out.as_json,
-        )
-        usage = client.usage
+    report: IndexReport | None = None
+    with _stops() as signals:
+        try:
+            with (
+                _writes(args, collection) as target,
+                open_client(args, cache=cache, replay_identical=True) as client,
+            ):
+                report = index_folder(
+                    client,
+                    target,
+                    scan,
+                    keep_deleted=args.keep_deleted,
+                    legacy=(collection.metadata or {}).get(LAYOUT_KEY) != LAYOUT,
+                    show_progress=not out.as_json,
+                )
+        except KeyboardInterrupt:  # while the writer or the client closed: everything is written
+            if report is None:
+                raise  # before anything was indexed
+            report.interrupted = True
+    usage = client.usage
     failures = [(str(p), why) for p, why in scan.failed]
     stopped = report.stopped_by
     if stopped is None:
