@@ -312,24 +312,36 @@ def _fit_bytes(data: bytes, *, fit: bool, param: str, side: int = MAX_IMAGE_SIDE
 def _reencode(
     image: PILImage, *, fit: bool, param: str, lossy_source: bool, side: int = MAX_IMAGE_SIDE
 ) -> bytes:
-    """Encode a PIL image as PNG (or JPEG for photos), downscaling to ``side`` (the limits)."""
-    pil = pillow()
+    """Encode a PIL image as PNG (or JPEG for photos), downscaling to ``side`` (the limits); an
+    image in any mode Pillow opens, and one it cannot convert is an :class:`InputValidationError`."""
+    mode = image.mode
+    try:
+        return _encode(image, fit=fit, param=param, lossy_source=lossy_source, side=side)
+    except InputValidationError:
+        raise
+    except Exception as exc:  # Pillow raises many types for what it cannot convert
+        raise InputValidationError(
+            f"cannot convert the image (mode {mode!r}): {type(exc).__name__}: {exc}", param=param
+        ) from None
+
+
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+def _encode(image: PILImage, *, fit: bool, param: str, lossy_source: bool, side: int) -> bytes:
+    has_alpha = image.mode in _ALPHA_MODES or "transparency" in image.info
+    image = _encodable(image, has_alpha=has_alpha)
     if max(image.size) > side:
         if not fit and max(image.size) > MAX_IMAGE_SIDE:
             raise InputValidationError(
                 f"image {image.size[0]}x{image.size[1]} px is over {MAX_IMAGE_SIDE} px", param=param
             )
-        # A new, smaller image (the caller's is left alone); reducing by whole factors first
-        # keeps the intermediate images small.
-        image = image.resize(_fit_scale(image.size, side), pil.Resampling.LANCZOS, reducing_gap=3.0)
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-    if image.mode not in ("RGB", "RGBA", "L", "LA"):
-        image = image.convert("RGBA" if has_alpha else "RGB")
+        image = _resized(image, _fit_scale(image.size, side))
     use_jpeg = lossy_source and not has_alpha
     for _ in range(8):
         buffer = io.BytesIO()
         if use_jpeg:
-            image.convert("RGB").save(buffer, format="JPEG", quality=90)
+            _eight_bit(image).convert("RGB").save(buffer, format="JPEG", quality=90)
         else:
             image.save(buffer, format="PNG", optimize=False)
         if buffer.tell() <= MAX_IMAGE_BYTES:
@@ -338,7 +350,36 @@ def _reencode(
             use_jpeg = True  # a big lossless photo: JPEG first, then downscale
             continue
         width, height = image.size
-        image = image.resize((max(1, width * 3 // 4), max(1, height * 3 // 4)))
+        image = _resized(image, (max(1, width * 3 // 4), max(1, height * 3 // 4)))
     raise InputValidationError(
         f"cannot bring the image under {MAX_IMAGE_BYTES:,} bytes", param=param
     )  # pragma: no cover - eight 25% downscales always get there
+
+
+def _encodable(image: PILImage, *, has_alpha: bool) -> PILImage:
+    """``image`` in a mode that PNG writes and Pillow resamples: L, LA, RGB, RGBA, or I;16 for
+    16-bit greyscale (kept 16-bit: Pillow's own I;16 conversions clip to 8 bits)."""
+    mode = image.mode
+    if mode in ("RGB", "RGBA", "L", "LA", "I;16"):
+        return image
+    if mode.startswith("I;16"):  # I;16B, I;16L, I;16N: through I, which keeps the values
+        return image.convert("I").convert("I;16")
+    if mode == "1":
+        return image.convert("LA" if has_alpha else "L")
+    return image.convert("RGBA" if has_alpha else "RGB")
+
+
+def _resized(image: PILImage, size: tuple[int, int]) -> PILImage:
+    """A new, smaller image (the caller's is left alone); reducing by whole factors first keeps
+    the intermediate images small. 16-bit greyscale is resampled as I (``reduce`` has no I;16)."""
+    pil = pillow()
+    if image.mode == "I;16":
+        return _resized(image.convert("I"), size).convert("I;16")
+    return image.resize(size, pil.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _eight_bit(image: PILImage) -> PILImage:
+    """16-bit greyscale scaled to 8 bits for JPEG (Pillow's conversion would clip it)."""
+    if image.mode != "I;16":
+        return image
+    return image.convert("I").point(lambda value: value * (1 / 256)).convert("L")

@@ -51,7 +51,8 @@ def test_the_child_applies_each_write_in_order_and_answers_each(tmp_path: Path) 
     serve(str(tmp_path / "db"), "docs", requests, written)
     first, second, wrong, last = answers(written)
     assert first is None and second is None and last is None
-    assert "dimension" in wrong[1]  # Chroma's refusal, by type and message
+    assert wrong.startswith("InvalidArgumentError: ")  # Chroma's refusal, by type and first line
+    assert "dimension" in wrong and "\n" not in wrong
     after = collection(tmp_path / "db")
     assert sorted(after.get(include=[])["ids"]) == ["a", "b"]
     assert after.metadata == {"aurous:layout": 2}
@@ -62,6 +63,31 @@ def test_half_a_message_ends_the_child_without_writing_it(tmp_path: Path) -> Non
     whole = frames(("upsert", {"ids": ["a"], "embeddings": numpy.ones((1, 4), numpy.float32)}))
     cut = io.BytesIO(whole.getvalue() + whole.getvalue()[:20])  # the parent died mid-message
     serve(str(tmp_path / "db"), "docs", cut, io.BytesIO())
+    assert collection(tmp_path / "db").get(include=[])["ids"] == ["a"]
+
+
+def test_a_collection_the_child_cannot_open_is_the_answer_to_every_write(tmp_path: Path) -> None:
+    collection(tmp_path / "db")
+    requests = frames(("delete", {"ids": ["a"]}), ("modify", {"metadata": {"k": 1}}))
+    written = io.BytesIO()
+    serve(str(tmp_path / "db"), "gone", requests, written)  # no exception leaves the child
+    first, second = answers(written)
+    assert first == second
+    assert first.startswith(
+        f"the Chroma writer cannot open collection 'gone' at {tmp_path / 'db'}: "
+    )
+    assert "NotFoundError" in first and "\n" not in first
+
+
+def test_a_request_that_cannot_be_read_is_answered_and_the_next_applied(tmp_path: Path) -> None:
+    collection(tmp_path / "db")
+    good = frames(("upsert", {"ids": ["a"], "embeddings": numpy.ones((1, 4), numpy.float32)}))
+    garbage = struct.pack("!Q", 3) + b"abc"
+    written = io.BytesIO()
+    serve(str(tmp_path / "db"), "docs", io.BytesIO(garbage + good.getvalue()), written)
+    unreadable, applied = answers(written)
+    assert unreadable.startswith("the Chroma writer cannot read a request: UnpicklingError")
+    assert applied is None
     assert collection(tmp_path / "db").get(include=[])["ids"] == ["a"]
 
 
@@ -76,11 +102,20 @@ def test_the_parent_reads_here_writes_there_and_raises_the_childs_errors(tmp_pat
     assert here.get(include=[])["ids"] == []
 
 
-def test_a_child_that_cannot_start_is_a_store_error(tmp_path: Path) -> None:
+def test_a_child_that_cannot_start_is_a_store_error_of_one_line(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     here = collection(tmp_path / "db")
     writer = WriterProcess(here, str(tmp_path / "elsewhere"))  # no such collection there
     try:
-        with pytest.raises(StoreError, match="writer process ended"):
+        with pytest.raises(StoreError) as info:
             writer.delete(ids=["a"])
+        with pytest.raises(StoreError) as again:  # the child is still there, and says the same
+            writer.modify(metadata={"k": 1})
     finally:
         writer.close()
+    assert isinstance(info.value, WriterError)
+    assert str(info.value).startswith("the Chroma writer cannot open collection 'docs' at ")
+    assert "NotFoundError" in str(info.value) and "\n" not in str(info.value)
+    assert str(again.value) == str(info.value)
+    assert "Traceback" not in capfd.readouterr().err  # the child printed none

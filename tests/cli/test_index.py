@@ -318,6 +318,21 @@ def test_max_image_side_sends_fewer_bytes(
     assert small_report["bytes_sent"] * 4 < full_report["bytes_sent"]
 
 
+def test_max_image_side_downscales_a_16_bit_scan(
+    run: Run, tmp_path: Path, aurous_emulator: Emulator
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    import numpy
+
+    scan = (numpy.arange(400 * 300) * 7 % 65536).astype(numpy.uint16).reshape(300, 400)
+    PILImage.fromarray(scan).save(folder / "scan16.png")  # mode I;16, reduced 8x below
+    (folder / "notes.txt").write_text("notes about the scan\n")
+    result, report = index(run, aurous_emulator, "--max-image-side", "50")
+    assert result.returncode == 0, result.stderr
+    assert (report["added"], report["failed"]) == (2, [])
+
+
 def cli_report(run: Run, emu: Emulator, *args: str) -> tuple[Any, dict[str, Any]]:
     result = cli(run, "--json", "index", "docs", "--db", "db", *args, env=served(emu))
     return result, json.loads(result.stdout)

@@ -9,7 +9,8 @@ takes that time off the embedding process's GIL.
 :class:`WriterProcess` looks like the collection to :func:`aurous_embed._indexing.index_folder`:
 ``get`` and ``metadata`` are read in this process (before any write), ``upsert``, ``delete`` and
 ``modify`` are sent to the child, in order, each answered before the next is sent (an error in the
-child is raised here). The child ignores Ctrl-C and runs in its own session: an interrupted run
+child, including one opening the collection, is raised here as one line: the child prints no
+traceback). The child ignores Ctrl-C and runs in its own session: an interrupted run
 still has every write it sent applied. Closing (or losing) its standard input ends the child once
 it has written what it was sent. Run as ``python -m aurous_embed.cli._chroma_writer DB COLLECTION``.
 """
@@ -50,8 +51,14 @@ def _receive(stream: IO[bytes]) -> Any:
 
 
 class WriterError(StoreError):
-    """A write the child could not do (Chroma's error, by type and message), or a child that
-    ended before answering."""
+    """A write the child could not do or a collection it could not open (Chroma's error, by type
+    and first line), or a child that ended before answering."""
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 class WriterProcess:
@@ -112,8 +119,7 @@ class WriterProcess:
                 code = process.poll()
                 raise WriterError(f"the Chroma writer process ended (exit status {code})") from None
         if answer is not None:
-            kind, message = answer
-            raise WriterError(f"{kind}: {message}")
+            raise WriterError(answer)
 
     def close(self) -> None:
         """Let the child finish what it was sent, and wait for it."""
@@ -136,27 +142,38 @@ class WriterProcess:
 
 
 def serve(db: str, name: str, requests: IO[bytes], answers: IO[bytes]) -> None:
-    """Apply each write read from ``requests`` to the collection and answer ``None`` or
-    ``(error type, message)``, until ``requests`` ends."""
-    import chromadb
+    """Apply each write read from ``requests`` to the collection and answer ``None`` or the error
+    as one line, until ``requests`` ends. A collection that cannot be opened (a full disk, a
+    collection deleted meanwhile) is the answer to every write: no exception leaves this."""
+    try:
+        import chromadb
 
-    import aurous_embed.chroma  # noqa: F401  # registers the collection's embedding function
+        import aurous_embed.chroma  # noqa: F401  # registers the collection's embedding function
 
-    store = chromadb.PersistentClient(path=db)
-    collection = store.get_collection(name)
+        collection: Any = chromadb.PersistentClient(path=db).get_collection(name)
+        failure = None
+    except Exception as exc:
+        collection = None
+        failure = f"the Chroma writer cannot open collection {name!r} at {db}: {_describe(exc)}"
     while True:
         try:
             method, options = _receive(requests)
-        except EOFError:
+        except (EOFError, OSError):  # the parent is done (or gone)
             return
-        try:
-            getattr(collection, method)(**options)
-        except Exception as exc:  # reported to the parent, which raises it
-            answer: tuple[str, str] | None = (type(exc).__name__, str(exc))
+        except Exception as exc:  # a message that cannot be read: answered, the next may be
+            answer: str | None = f"the Chroma writer cannot read a request: {_describe(exc)}"
         else:
-            answer = None
+            answer = failure or _apply(collection, method, options)
         with contextlib.suppress(OSError):  # a parent that is gone: keep writing what came
             _send(answers, answer)
+
+
+def _apply(collection: Any, method: str, options: dict[str, Any]) -> str | None:
+    try:
+        getattr(collection, method)(**options)
+    except Exception as exc:  # reported to the parent, which raises it
+        return _describe(exc)
+    return None
 
 
 def main() -> None:  # pragma: no cover - run in the child, tested through the CLI
