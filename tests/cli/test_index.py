@@ -272,6 +272,7 @@ def test_a_missing_key_speaks_the_command_lines_words(run: Run, docs: Path) -> N
             "--timeout",
         ),
         (["embed", "hi", "--dimensions", str(2**70)], 2, "dimensions"),
+        (["search", "wool", "--collection", "docs", "--db", "db", "-k", str(2**32)], 2, "-k"),
     ],
 )
 def test_store_and_option_errors_are_one_line_with_a_documented_code(
