@@ -12,7 +12,9 @@ the same estimate as budgets (UTF-8 bytes / 4).
 Scanning never sends anything and never stops at a bad file: what cannot be indexed is listed,
 with the reason, as *failed* (a file that looks like a document but cannot be read: unreadable, a
 FIFO or device, a broken symbolic link, a directory named like a file, a corrupt image, text that
-is not UTF-8) or *skipped* (not a document: another suffix, a hidden file, an empty file).
+is not UTF-8, a name that is not UTF-8, a chunk over the API's cap) or *skipped* (not a document:
+another suffix, a hidden file or folder, an empty file). A listed path shows the bytes of a name
+that is not UTF-8 escaped (``caf\\xe9.txt``), so it can always be printed.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from aurous_embed._budget import local_estimate
 from aurous_embed._config import IMAGE_FILE_SUFFIXES, MAX_TEXT_CHARS
 from aurous_embed._errors import InputValidationError, MissingDependencyError
 from aurous_embed._images import precheck_image
+from aurous_embed._part_checks import check_text
 from aurous_embed._parts import EmbedInput, Image, Text, normalize_input
 
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".rst"})
@@ -142,10 +145,19 @@ class Chunking:
     max_image_side: int | None = None
 
     def __post_init__(self) -> None:
-        if self.size < 0 or self.overlap < 0 or (self.size and self.overlap >= self.size):
+        # A chunk of more tokens than the API takes characters in one text could never be sent
+        # (and the splitter refuses sizes past its native integers with a traceback).
+        if not 0 <= self.size <= MAX_TEXT_CHARS:
             raise InputValidationError(
-                "--chunk-size must be >= 0 and --chunk-overlap smaller than it",
+                f"--chunk-size must be 0 (whole files) to {MAX_TEXT_CHARS:,} tokens, "
+                f"got {self.size}",
                 param="--chunk-size",
+            )
+        if not 0 <= self.overlap <= MAX_TEXT_CHARS or (self.size and self.overlap >= self.size):
+            raise InputValidationError(
+                f"--chunk-overlap must be >= 0 and smaller than --chunk-size ({self.size}), "
+                f"got {self.overlap}",
+                param="--chunk-overlap",
             )
 
     def split(self, text: str, *, markdown: bool) -> list[tuple[int, int, str]]:
@@ -250,6 +262,30 @@ def _read_text(path: Path) -> str:
     return text
 
 
+def _fits(text: str, hint: str) -> None:
+    """A text the API takes as one input (the client's own checks), or its file fails: the scan
+    decides it once, for ``index`` and for ``--dry-run``/``estimate --path`` alike."""
+    if len(text) > MAX_TEXT_CHARS:
+        raise _Problem(
+            f"{len(text):,} characters is over the {MAX_TEXT_CHARS:,} the API takes in one text "
+            f"({hint})"
+        )
+    check_text(text, param="text")
+
+
+def shown(path: Path) -> Path:
+    """``path`` as listed: the bytes of a name that is not UTF-8 escaped (``caf\\xe9.txt``)."""
+    return Path(os.fsencode(path).decode("utf-8", "backslashreplace"))
+
+
+def _utf8(path: Path) -> bool:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _regular(path: Path) -> os.stat_result:
     """The file's status if it is a regular, readable file; a reason otherwise (never opened)."""
     try:
@@ -271,16 +307,16 @@ def _regular(path: Path) -> os.stat_result:
 
 
 def _files(root: Path, exclude: set[Path]) -> Iterator[tuple[Path, bool]]:
-    """Every entry under ``root`` in a stable order: ``(path, is_directory)``; hidden entries and
-    ``exclude`` (the index's own database) are left out. Symbolic links to directories are not
-    followed (a loop would never end)."""
+    """Every entry under ``root`` in a stable order: ``(path, is_directory)``; ``exclude`` (the
+    index's own database) is left out. Hidden folders are listed but not looked into, and
+    symbolic links to directories are not followed (a loop would never end)."""
     for folder, dirs, files in os.walk(root, followlinks=False):
         here = Path(folder)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and here / d not in exclude)
+        listed = sorted(d for d in dirs if here / d not in exclude)
+        dirs[:] = [d for d in listed if not d.startswith(".")]
         for name in sorted(files):
-            if not name.startswith("."):
-                yield here / name, False
-        for name in dirs:
+            yield here / name, False
+        for name in listed:
             yield here / name, True
 
 
@@ -292,23 +328,32 @@ def scan_folder(
     if not root.exists() and not root.is_symlink():
         raise InputValidationError(f"{root} does not exist", param="PATH")
     root = root.resolve()
+    if not _utf8(root):  # every entry's path would start with it
+        raise InputValidationError(f"{shown(root)}: its name is not valid UTF-8", param="PATH")
+    folder = root.is_dir()
     scan = Scan(root)
-    entries = (
-        [(root, False)] if not root.is_dir() else list(_files(root, {p.resolve() for p in exclude}))
-    )
+    entries = [(root, False)] if not folder else list(_files(root, {p.resolve() for p in exclude}))
     names = {path for path, is_dir in entries if not is_dir}
     captioned = {p.with_suffix("") for p in names if p.suffix.lower() in IMAGE_SUFFIXES}
     for path, is_dir in entries:
         suffix = path.suffix.lower()
+        if folder and path.name.startswith("."):
+            what = "a hidden folder (not looked into)" if is_dir else "a hidden file"
+            scan.skipped.append((shown(path), what))
+            continue
         if is_dir:
             if suffix in DOCUMENT_SUFFIXES:  # a directory named like a file: say so, look inside
-                scan.failed.append((path, "a directory named like a file"))
+                scan.failed.append((shown(path), "a directory named like a file"))
             continue
         if suffix not in DOCUMENT_SUFFIXES:
-            scan.skipped.append((path, f"not a document ({suffix or 'no suffix'})"))
+            scan.skipped.append((shown(path), f"not a document ({suffix or 'no suffix'})"))
             continue
         if suffix == ".txt" and path.with_suffix("") in captioned:
             continue  # an image's caption: indexed with its image
+        if not _utf8(path):  # a Chroma metadata value (its path) must be UTF-8
+            where = "name" if not _utf8(Path(path.name)) else "folder's name"
+            scan.failed.append((shown(path), f"its {where} is not valid UTF-8"))
+            continue
         try:
             source = _source(path, suffix, names, chunking)
         except _Problem as problem:
@@ -341,6 +386,8 @@ def _source(path: Path, suffix: str, names: set[Path], chunking: Chunking) -> So
             (path.with_suffix(s) for s in (".txt", ".TXT") if path.with_suffix(s) in names), None
         )
         caption = _read_text(caption_path).strip() if caption_path else ""
+        if caption:
+            _fits(caption, "a caption is not split")
         kind = "text+image" if caption else "image"
         fingerprint = _digest(kind.encode(), data, caption.encode(), settings)
         chunk = Chunk(
@@ -369,17 +416,14 @@ def _source(path: Path, suffix: str, names: set[Path], chunking: Chunking) -> So
         texts = [(None, text.strip())]
     fingerprint = _digest(b"text", data, settings)
     chunks: list[Chunk] = []
+    hint = "drop --chunk-size 0 to split it" if chunking.size == 0 else "lower --chunk-size"
     for page, text in texts:
         if not text:
             continue
-        if chunking.size == 0 and len(text) > MAX_TEXT_CHARS:
-            raise _Problem(
-                f"{len(text):,} characters is over the {MAX_TEXT_CHARS:,} the API takes in one "
-                "text (drop --chunk-size 0 to split it)"
-            )
         for start, end, piece in chunking.split(text, markdown=suffix in (".md", ".markdown")):
             if not piece.strip():
                 continue
+            _fits(piece, hint)
             number = len(chunks)
             chunk_id = f"{pid}-{fingerprint[:16]}-{number:05d}"
             chunks.append(Chunk(chunk_id, number, text=piece, start=start, end=end, page=page))

@@ -239,6 +239,24 @@ def test_files_that_cannot_be_indexed_are_listed_and_the_rest_indexed(
     assert report["added"] == 6  # everything else is in
 
 
+def test_a_file_whose_name_is_not_utf8_fails_alone_and_is_listed_escaped(
+    run: Run, docs: Path, tmp_path: Path, aurous_emulator: Emulator
+) -> None:
+    (docs / os.fsdecode(b"caf\xe9.txt")).write_text("a file about hail")  # a Latin-1 name
+    dry, costed = index(run, aurous_emulator, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert costed["documents"] == 6  # not counted
+    assert [(Path(f["path"]).name, f["reason"]) for f in costed["failed"]] == [
+        ("caf\\xe9.txt", "its name is not valid UTF-8")
+    ]
+    result, report = index(run, aurous_emulator)
+    assert result.returncode == 5, result.stderr  # measured before: exit 6, nothing written
+    assert [(Path(f["path"]).name, f["error"]) for f in report["failed"]] == [
+        ("caf\\xe9.txt", "its name is not valid UTF-8")
+    ]
+    assert report["added"] == 6 and len(entries(tmp_path / "db")["ids"]) == 6
+
+
 def test_a_bad_key_is_one_line_not_one_per_file(
     run: Run, docs: Path, aurous_emulator: Emulator
 ) -> None:
@@ -272,6 +290,16 @@ def test_a_missing_key_speaks_the_command_lines_words(run: Run, docs: Path) -> N
             "--timeout",
         ),
         (["embed", "hi", "--dimensions", str(2**70)], 2, "dimensions"),
+        (["search", "wool", "--collection", "docs", "--db", "db", "-k", str(2**32)], 2, "-k"),
+        *(
+            ([*command, option, str(2**64)], 2, option)
+            for command in (
+                ["index", "docs", "--collection", "docs", "--db", "db"],
+                ["index", "docs", "--collection", "docs", "--db", "db", "--dry-run"],
+                ["estimate", "--path", "docs"],
+            )
+            for option in ("--chunk-size", "--chunk-overlap")
+        ),
     ],
 )
 def test_store_and_option_errors_are_one_line_with_a_documented_code(
@@ -299,6 +327,39 @@ def test_dry_run_costs_a_folder_and_sends_and_writes_nothing(
     estimate = cli(run, "--json", "estimate", "--path", "docs")
     assert estimate.returncode == 0, estimate.stderr
     assert json.loads(estimate.stdout)["estimated_tokens"] == report["estimated_tokens"]
+
+
+def test_dry_run_lists_a_file_over_the_apis_cap_and_costs_the_rest(
+    run: Run, docs: Path, aurous_emulator: Emulator
+) -> None:
+    (docs / "huge.txt").write_text("word " * 240_000)  # 1.2 million characters
+    chunking = ("--chunk-size", "300000", "--chunk-overlap", "0")
+    result, report = index(run, aurous_emulator, "--dry-run", *chunking)
+    estimate = cli(run, "--json", "estimate", "--path", "docs", *chunking)
+    assert result.returncode == estimate.returncode == 0, result.stderr + estimate.stderr
+    for costed in (report, json.loads(estimate.stdout)):  # measured before: exit 2, no cost
+        assert costed["documents"] == 6 and costed["estimated_tokens"] > 3000
+        [failed] = costed["failed"]
+        assert Path(failed["path"]).name == "huge.txt" and "1,000,000" in failed["reason"]
+    assert aurous_emulator.stats.requests == 0
+    indexed, report = index(run, aurous_emulator, *chunking)
+    assert indexed.returncode == 5
+    assert [Path(f["path"]).name for f in report["failed"]] == ["huge.txt"]
+
+
+def test_hidden_files_and_folders_are_listed_as_skipped(
+    run: Run, docs: Path, aurous_emulator: Emulator
+) -> None:
+    (docs / ".notes.txt").write_text("hidden")
+    (docs / ".cache").mkdir()
+    (docs / ".cache" / "b.txt").write_text("in a hidden folder")
+    result, report = index(run, aurous_emulator, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert {Path(s["path"]).name: s["reason"] for s in report["skipped"]} == {
+        ".notes.txt": "a hidden file",
+        ".cache": "a hidden folder (not looked into)",
+    }  # measured before: listed nowhere
+    assert report["documents"] == 6
 
 
 def test_max_image_side_sends_fewer_bytes(

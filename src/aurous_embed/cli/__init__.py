@@ -223,7 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             sub.add_argument("query", nargs="?", default=None)
             sub.add_argument("--image", default=None, metavar="PATH_OR_URL")
-            sub.add_argument("-k", type=int, default=5, help="number of hits (default 5)")
+            from aurous_embed.cli._index import MAX_HITS
+
+            sub.add_argument(
+                "-k", type=int, default=5, help=f"number of hits (default 5, at most {MAX_HITS:,})"
+            )
         sub.add_argument("--collection", required=True, metavar="NAME")
         where = sub.add_mutually_exclusive_group()
         where.add_argument(

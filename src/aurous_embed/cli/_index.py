@@ -30,6 +30,9 @@ from aurous_embed.cli._base import (
 )
 
 CACHE_NAME = "aurous-embed-cache.sqlite"
+#: The most hits ``search -k`` returns: a page of results a person reads, far below what Chroma's
+#: native integers take (``-k 4294967296`` overflowed inside Chroma with a traceback).
+MAX_HITS = 10_000
 
 
 def _chroma() -> Any:
@@ -318,8 +321,8 @@ def cmd_search(args: argparse.Namespace, out: Output) -> int:
 
     from aurous_embed._indexing import query_input, search
 
-    if args.k < 1:
-        raise InputValidationError(f"-k must be at least 1, got {args.k}", param="-k")
+    if not 1 <= args.k <= MAX_HITS:
+        raise InputValidationError(f"-k must be 1 to {MAX_HITS:,}, got {args.k}", param="-k")
     query = query_input(args.query, args.image)
     collection = open_collection(args, create=False)
     check_source(args, collection)
@@ -356,4 +359,4 @@ def estimate_path(args: argparse.Namespace, out: Output) -> int:
     return _dry_run(args, out, scan_folder(Path(args.path), chunking))
 
 
-__all__ = ["cmd_index", "cmd_search", "estimate_path", "open_collection"]
+__all__ = ["MAX_HITS", "cmd_index", "cmd_search", "estimate_path", "open_collection"]
