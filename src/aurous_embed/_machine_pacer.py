@@ -30,7 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from aurous_embed._errors import InputValidationError
-from aurous_embed._pacing import PROBE_POLL, PROBE_REQUESTS, Pacer, Ticket, _Bucket, shared_pacer
+from aurous_embed._pacing import (
+    PROBE_POLL,
+    PROBE_REQUESTS,
+    Pacer,
+    Ticket,
+    _Bucket,
+    bucket_address,
+    shared_pacer,
+)
 from aurous_embed._secrets import Secret
 
 #: Names the directory where processes on this machine share their rate-limit model (unset: each
@@ -46,6 +54,14 @@ BOOT_TOLERANCE = 30.0
 #: A queued process that has not asked again this long after its wait ended has left the queue
 #: (it got its token elsewhere, gave up, or was killed).
 QUEUE_GRACE = 1.0
+
+#: How long a request waits for the file's lock before pacing on this process's own model (the lock
+#: is held for microseconds; a holder that is stopped, e.g. Ctrl-Z or a debugger, must not stop
+#: every process on the machine, nor an event loop that asks), and how long the file is then left
+#: alone before it is tried again. A file that cannot be read or written is left alone as long.
+LOCK_WAIT = 0.05
+BYPASS_FOR = 1.0
+LOCK_POLL = 0.0005
 
 #: The Pacer's own fields that the machine shares (its buckets and counters; not its thread lock).
 _FIELDS = (
@@ -77,6 +93,7 @@ class MachinePacer(Pacer):
         #: processes waiting for a token: who -> (waiting since, gone unless it asks again by)
         self._queue: dict[str, tuple[float, float]] = {}
         self._retry_at = 0.0  # this process's next look at the file, when it was refused
+        self._bypass_until = -1.0  # (monotonic) the file could not be used: this process's model
 
     def _identity(self) -> str:
         return f"{os.getpid()}-{id(self):x}"
@@ -138,19 +155,60 @@ class MachinePacer(Pacer):
 
     @contextlib.contextmanager
     def _shared(self, now: float | None) -> Iterator[None]:
-        """Hold the machine's lock, with the machine's state loaded; write it back after."""
+        """Hold the machine's lock, with the machine's state loaded; write it back after.
+
+        When the file cannot be used (its lock not had within ``LOCK_WAIT``, a read or write that
+        fails), this process paces on its own model, the machine's as last read, for
+        ``BYPASS_FOR`` seconds: a pacer file is never a reason for a request to fail or hang."""
         with self._file_lock:
-            fd = self._open()
-            _lock(fd)
+            fd = self._locked()
             try:
-                self._load(os.pread(fd, 1 << 16, 0), now)
+                if fd is not None:
+                    try:
+                        raw = os.pread(fd, 1 << 16, 0)
+                    except OSError:
+                        fd = self._bypass(fd)
+                    else:
+                        self._load(raw, now)
                 yield
-                if now is not None:
+                if fd is not None and now is not None:
                     data = self._dump()
-                    os.pwrite(fd, data, 0)
-                    os.ftruncate(fd, len(data))
+                    try:
+                        os.pwrite(fd, data, 0)
+                        os.ftruncate(fd, len(data))
+                    except OSError:
+                        fd = self._bypass(fd)
             finally:
-                _unlock(fd)
+                if fd is not None:
+                    _unlock(fd)
+
+    def _locked(self) -> int | None:
+        """The file's descriptor, locked; ``None``: pace on this process's model for now."""
+        if time.monotonic() < self._bypass_until:
+            return None
+        deadline = time.monotonic() + LOCK_WAIT
+        for _ in range(3):
+            try:
+                fd = self._open()
+            except OSError:
+                return self._bypass()
+            if not _lock(fd, deadline):
+                return self._bypass()
+            # The file deleted or replaced since it was opened (a cleaner, rm -rf): the processes
+            # that opened it later use the one at the path, so this one must too.
+            if _same_file(fd, self.path):
+                return fd
+            _unlock(fd)
+            os.close(fd)
+            self._fd = None
+        return self._bypass()
+
+    def _bypass(self, fd: int | None = None) -> int | None:
+        """Leave the file alone for ``BYPASS_FOR`` (unlocking ``fd``); ``None``, to assign."""
+        if fd is not None:
+            _unlock(fd)
+        self._bypass_until = time.monotonic() + BYPASS_FOR
+        return None
 
     def _open(self) -> int:
         if self._fd is None or self._pid != os.getpid():
@@ -204,6 +262,14 @@ class MachinePacer(Pacer):
         return json.dumps(state, separators=(",", ":")).encode()
 
 
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        here, there = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
 def _boot() -> float:
     return time.time() - time.monotonic()
 
@@ -226,9 +292,16 @@ def _bucket(fields: dict[str, Any]) -> _Bucket:
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     import msvcrt
 
-    def _lock(fd: int) -> None:
-        os.lseek(fd, 0, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_LOCK, 1 << 16)
+    def _lock(fd: int, deadline: float) -> bool:
+        while True:
+            try:
+                os.lseek(fd, 0, os.SEEK_SET)
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1 << 16)
+                return True
+            except OSError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(LOCK_POLL)
 
     def _unlock(fd: int) -> None:
         os.lseek(fd, 0, os.SEEK_SET)
@@ -237,8 +310,15 @@ if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
 else:
     import fcntl
 
-    def _lock(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    def _lock(fd: int, deadline: float) -> bool:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(LOCK_POLL)
 
     def _unlock(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
@@ -255,9 +335,16 @@ def process_pacer(base_url: str, api_key: Hashable) -> Pacer:
     directory = os.environ.get(RATE_LIMIT_DIR_ENV, "").strip()
     if not directory:
         return shared_pacer(base_url, api_key)
+    folder = Path(directory).expanduser()
+    if not folder.is_absolute():  # resolved against each process's own working directory, the
+        # processes of one machine would not meet in one file
+        raise InputValidationError(
+            f"{RATE_LIMIT_DIR_ENV} must be an absolute path, got {directory!r}",
+            param=RATE_LIMIT_DIR_ENV,
+        )
     key = api_key.reveal() if isinstance(api_key, Secret) else str(api_key)
-    digest = hashlib.sha256(f"{base_url}\n{key}".encode()).hexdigest()[:32]
-    where = (Path(directory).expanduser().resolve(), digest)
+    digest = hashlib.sha256(f"{bucket_address(base_url)}\n{key}".encode()).hexdigest()[:32]
+    where = (folder.resolve(), digest)
     with _MACHINE_PACERS_LOCK:
         pacer = _MACHINE_PACERS.get(where)
         if pacer is None:

@@ -15,6 +15,8 @@ import threading
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 
+import httpx
+
 from aurous_embed._config import MAX_RETRY_AFTER, RATE_LIMIT_MIN_WAIT
 from aurous_embed._retry import parse_reset, parse_retry_after
 
@@ -352,7 +354,21 @@ def shared_pacer(base_url: str, api_key: Hashable) -> Pacer:
     spending all of it. A stale model does no harm: it refills at the rate it learnt.
     """
     with _SHARED_PACERS_LOCK:
-        return _SHARED_PACERS.setdefault((base_url, api_key), Pacer())
+        return _SHARED_PACERS.setdefault((bucket_address(base_url), api_key), Pacer())
+
+
+def bucket_address(base_url: str) -> str:
+    """``base_url`` spelt one way for every spelling of the same server (scheme and host case, a
+    default port, a trailing dot or slash, doubled slashes): each spelling would otherwise keep a
+    model of its own and spend the team's bucket again."""
+    try:
+        url = httpx.URL(base_url)
+    except (httpx.InvalidURL, TypeError):
+        return base_url
+    default = {"https": 443, "http": 80}.get(url.scheme)
+    port = "" if url.port in (None, default) else f":{url.port}"
+    path = "/".join(part for part in url.path.split("/") if part)
+    return f"{url.scheme}://{url.host.rstrip('.')}{port}/{path}"
 
 
 def forget_shared_pacers() -> None:
