@@ -238,7 +238,14 @@ class AsyncAurousClient(AsyncFlavour):
         controller = Controller(limit)
         call = CallOptions(call.model, call.dimensions, call.user, call.budget, controller, scope)
         window: Window[Item, EmbeddingResult] = Window(
-            limit, controller, self._prefetch(call), total, on_progress, credits_of, ordered
+            limit,
+            controller,
+            self._prefetch(call),
+            total,
+            on_progress,
+            credits_of,
+            ordered,
+            on_fatal=scope.halt,
         )
 
         async def work(_: int, item: Item) -> EmbeddingResult:

@@ -144,6 +144,9 @@ class Window(Generic[T, R]):
     on_progress: ProgressCallback | None = None
     cost: Callable[[object], float] = lambda _: 0.0
     ordered: bool = True
+    #: told the error that stops sending (``stops_batch``), so that items already handed to a
+    #: worker but not sent yet (waiting for the pacer) are not sent either
+    on_fatal: Callable[[AurousError], None] | None = None
     active: int = 0
     pulled: int = 0
     next_out: int = 0
@@ -240,6 +243,8 @@ class Window(Generic[T, R]):
                 self.stopped = True
         if self.fatal is None and isinstance(error, AurousError) and stops_batch(error):
             self.fatal = error
+            if self.on_fatal is not None:
+                self.on_fatal(error)
             self._skip_queued()
 
     def finish(self, outcome: Outcome[R]) -> tuple[int, bool]:

@@ -370,13 +370,15 @@ def stopped_batch_error(
     return error
 
 
-def skipped_error(cause: AurousError, index: int) -> AurousError:
+def skipped_error(cause: AurousError, index: int | None) -> AurousError:
     """The error of an item that was never sent because ``cause`` stopped its batch: a copy of
-    ``cause`` (same class and envelope) naming the item, with ``skipped=True``."""
+    ``cause`` (same class and envelope) naming the item (``None``: the batch names it), with
+    ``skipped=True``."""
     error = copy.copy(cause)
     error.index = index
     error.skipped = True
-    note = f"not sent (the batch stopped at item {cause.index}): "
+    where = "" if cause.index is None else f" at item {cause.index}"
+    note = f"not sent (the batch stopped{where}): "
     if isinstance(error, APIError):
         error.message = note + error.message
         error.args = (error.message,)

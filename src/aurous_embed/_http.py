@@ -28,6 +28,7 @@ from aurous_embed._errors import (
     ClientClosedError,
     RateLimitError,
     error_from_response,
+    stops_batch,
 )
 from aurous_embed._pacing import Pacer, Ticket
 from aurous_embed._retry import RetryState, asked_wait, decide
@@ -230,6 +231,12 @@ class _Call:
         if self.scope.stopped():
             raise self.scope.stop_error()
 
+    def check_halted(self, attempt: int) -> None:
+        """A first attempt is not sent once its batch is halted (a retry is: an earlier attempt
+        may have been charged, and the retry gets its answer)."""
+        if attempt == 1 and (error := self.scope.halt_error()) is not None:
+            raise error
+
     def wait_for_pacer(self, waited: float) -> float:
         """Seconds to wait before this attempt may be sent (0: reserved, send now)."""
         if self.pacing is None:
@@ -241,6 +248,14 @@ class _Call:
         return wait
 
     def observe(self, response: httpx.Response, result: APIResponse | AurousError) -> None:
+        # An error that stops the batch and is never retried (a bad key, no credits) halts it
+        # before this answer opens the pacer's gate to the requests waiting behind it.
+        if (
+            isinstance(result, AurousError)
+            and not isinstance(result, RateLimitError)
+            and stops_batch(result)
+        ):
+            self.scope.halt(result)
         if self.pacing is None:
             return
         clock = self.settings.clock
@@ -341,6 +356,7 @@ class SyncRequester:
                     waited += wait
                     call.check_stopped()
                 call.check_stopped()
+                call.check_halted(attempt)
                 result: APIResponse | AurousError
                 try:
                     response = self._send(call, call.parts(content=content, files=files, data=data))
@@ -434,6 +450,7 @@ class AsyncRequester:
                     waited += wait
                     call.check_stopped()
                 call.check_stopped()
+                call.check_halted(attempt)
                 result: APIResponse | AurousError
                 try:
                     async with self.lease() as http:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from aurous_embed._connections import abort_in_flight
-from aurous_embed._errors import APIConnectionError, AurousError, ClientClosedError
+from aurous_embed._errors import APIConnectionError, AurousError, ClientClosedError, skipped_error
 from aurous_embed._retry import Clock
 
 
@@ -31,6 +31,9 @@ class CallScope:
         #: waits are cut into slices so that a stop is noticed (batches; a single call's
         #: retry wait runs whole and its next attempt sees the stop)
         self.interruptible = interruptible
+        #: the error that stopped the batch (a bad key, no credits): requests not sent yet are
+        #: not sent, those in flight finish (see :meth:`halt`)
+        self.halted: AurousError | None = None
 
     def stopped(self) -> bool:
         return self._event.is_set()
@@ -58,6 +61,16 @@ class CallScope:
             self.closed = self.closed or closed
             self._event.set()
             abort_in_flight(*self._lanes)
+
+    def halt(self, cause: AurousError) -> None:
+        """``cause`` will fail every request of this batch the same way: requests that have not
+        been sent yet are not sent (each fails with a skipped copy of it; a request waiting for
+        the rate-limit pacer, say), and those in flight finish (their answers may be charged)."""
+        self.halted = cause
+
+    def halt_error(self) -> AurousError | None:
+        """The error of a request not sent because the batch was halted, if it was."""
+        return None if self.halted is None else skipped_error(self.halted, None)
 
     def stop_error(self) -> AurousError:
         """The error of an attempt that was not sent because the call stopped."""

@@ -6,6 +6,7 @@ import json
 import math
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 
 from aurous_embed import (
     AsyncAurousClient,
+    AuthenticationError,
     BatchEmbeddingError,
     InputValidationError,
     MissingDependencyError,
@@ -385,6 +387,23 @@ async def test_embed_as_completed_yields_errors_in_place(any_client: Any, api: F
     assert type(by_index[2]).__name__ == "InputValidationError" and by_index[2].index == 2
     assert type(by_index[3]).__name__ == "InputTooLargeError" and by_index[3].index == 3
     assert by_index[4].embedding == [4.0, 1.0]
+
+
+@pytest.mark.allow_hosts(["127.0.0.1"])
+async def test_a_bad_key_sends_nothing_more_once_the_first_answer_says_so(
+    flavour: Flavour, aurous_emulator_factory: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    """Workers that took an input and wait for the pacer's first answer do not send it once that
+    answer stopped the batch (measured before: 32 requests, one per worker, with a cache)."""
+    emulator = aurous_emulator_factory()
+    client = make_client(
+        flavour, "al_live_" + "ba" * 32, base_url=emulator.base_url, cache=tmp_path / "c.sqlite"
+    )
+    with pytest.raises(AuthenticationError) as caught:
+        await settle(client.embed_many([f"t{i}" for i in range(200)]))
+    await close(client)
+    assert emulator.stats.requests <= 4  # the first wave of a fresh process, and no more
+    assert all(e.skipped for i, e in caught.value.errors.items() if i >= 4)  # type: ignore[attr-defined]
 
 
 def test_an_unordered_window_hands_out_what_finished_and_bounds_what_is_held() -> None:
