@@ -17,6 +17,7 @@ answers what was embedded but not written).
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -110,6 +111,27 @@ def _stored_by_metadata(collection: Any, root: Path) -> dict[str, Stored]:
         fingerprint = str(meta.get(FINGERPRINT_KEY, "legacy"))[:16]
         stored.ids.setdefault(fingerprint, []).append(entry_id)
     return found
+
+
+def _gone(collection: Any, stored: dict[str, Stored], scan: Scan) -> list[str]:
+    """The stored files no longer on disk. A file under a folder that could not be listed is not
+    known to be gone: its entries stay (their paths are read from the entries' metadata)."""
+    gone = [p for p in stored if p not in scan.present]
+    if not scan.unlisted or not gone:
+        return gone
+    first = {stored[p].all_ids()[0]: p for p in gone}
+    where: dict[str, str] = {}
+    ids = list(first)
+    for start in range(0, len(ids), 500):
+        got = collection.get(ids=ids[start : start + 500], include=["metadatas"])
+        for entry_id, meta in zip(got["ids"], got["metadatas"] or [], strict=False):
+            where[first[entry_id]] = str((meta or {}).get("path", ""))
+    folders = [str(f) for f in scan.unlisted]
+
+    def unknown(path: str) -> bool:
+        return any(path == f or path.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
+
+    return [p for p in gone if not unknown(where.get(p, p))]
 
 
 class _Writer:
@@ -313,11 +335,11 @@ def index_folder(
         return report  # removals wait for a run that finishes
     try:
         if not keep_deleted:
-            present = scan.present
-            gone = [i for p, have in stored.items() if p not in present for i in have.all_ids()]
+            removable = _gone(collection, stored, scan)
+            gone = [i for p in removable for i in stored[p].all_ids()]
             for start in range(0, len(gone), 500):
                 collection.delete(ids=gone[start : start + 500])
-            report.removed = len([p for p in stored if p not in present])
+            report.removed = len(removable)
         if legacy:  # every entry of this folder is in the current layout now
             metadata = {
                 k: v for k, v in (collection.metadata or {}).items() if not k.startswith("hnsw:")

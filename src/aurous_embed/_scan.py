@@ -112,6 +112,9 @@ class Scan:
     sources: list[Source] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    #: Folders whose contents could not be listed: what they held is not known, so the entries
+    #: of files under them are kept, not removed as deleted.
+    unlisted: list[Path] = field(default_factory=list)
 
     @property
     def present(self) -> set[str]:
@@ -306,11 +309,18 @@ def _regular(path: Path) -> os.stat_result:
     return info
 
 
-def _files(root: Path, exclude: set[Path]) -> Iterator[tuple[Path, bool]]:
+def _files(
+    root: Path, exclude: set[Path], unlisted: list[tuple[Path, OSError]]
+) -> Iterator[tuple[Path, bool]]:
     """Every entry under ``root`` in a stable order: ``(path, is_directory)``; ``exclude`` (the
     index's own database) is left out. Hidden folders are listed but not looked into, and
-    symbolic links to directories are not followed (a loop would never end)."""
-    for folder, dirs, files in os.walk(root, followlinks=False):
+    symbolic links to directories are not followed (a loop would never end). A folder that
+    cannot be listed goes to ``unlisted`` with the error."""
+
+    def cannot_list(exc: OSError) -> None:
+        unlisted.append((Path(exc.filename) if exc.filename else root, exc))
+
+    for folder, dirs, files in os.walk(root, onerror=cannot_list, followlinks=False):
         here = Path(folder)
         listed = sorted(d for d in dirs if here / d not in exclude)
         dirs[:] = [d for d in listed if not d.startswith(".")]
@@ -332,7 +342,13 @@ def scan_folder(
         raise InputValidationError(f"{shown(root)}: its name is not valid UTF-8", param="PATH")
     folder = root.is_dir()
     scan = Scan(root)
-    entries = [(root, False)] if not folder else list(_files(root, {p.resolve() for p in exclude}))
+    unlisted: list[tuple[Path, OSError]] = []
+    excluded = {p.resolve() for p in exclude}
+    entries = [(root, False)] if not folder else list(_files(root, excluded, unlisted))
+    for path, exc in unlisted:
+        scan.unlisted.append(path)
+        why = exc.strerror or type(exc).__name__
+        scan.failed.append((shown(path), f"a folder that cannot be listed: {why.lower()}"))
     names = {path for path, is_dir in entries if not is_dir}
     captioned = {p.with_suffix("") for p in names if p.suffix.lower() in IMAGE_SUFFIXES}
     for path, is_dir in entries:

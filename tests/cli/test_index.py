@@ -239,6 +239,46 @@ def test_files_that_cannot_be_indexed_are_listed_and_the_rest_indexed(
     assert report["added"] == 6  # everything else is in
 
 
+#: ``python -c`` running the CLI with one folder that cannot be listed (as a ``chmod 000`` folder
+#: is for anyone but root: the tests may run as root, who can list every folder).
+UNLISTABLE = """
+import os, sys
+real = os.scandir
+def scandir(path="."):
+    if os.fspath(path).endswith(os.sep + "sub"):
+        raise PermissionError(13, "Permission denied", os.fspath(path))
+    return real(path)
+os.scandir = scandir
+from aurous_embed.cli import main
+sys.argv[0] = "aurous-embed"
+sys.exit(main())
+"""
+
+
+def test_a_folder_that_cannot_be_listed_fails_and_its_files_entries_are_kept(
+    run: Run, docs: Path, tmp_path: Path, aurous_emulator: Emulator
+) -> None:
+    (docs / "sub").mkdir()
+    (docs / "sub" / "tent.txt").write_text("A two-person tent.\n")
+    first, _ = index(run, aurous_emulator)
+    assert first.returncode == 0, first.stderr
+    before = entries(tmp_path / "db")
+    assert "tent.txt" in before["paths"]
+    args = ("--json", "index", "docs", "--collection", "docs", "--db", "db")
+    again = run("-c", UNLISTABLE, *args, env=served(aurous_emulator))
+    assert again.returncode == 5, again.stderr
+    report = json.loads(again.stdout)
+    assert [Path(f["path"]).name for f in report["failed"]] == ["sub"]
+    assert "cannot be listed" in report["failed"][0]["error"]
+    assert report["removed"] == 0
+    assert sorted(entries(tmp_path / "db")["ids"]) == sorted(before["ids"])  # nothing removed
+    dry = run("-c", UNLISTABLE, *args, "--dry-run", env=served(aurous_emulator))
+    assert dry.returncode == 0
+    assert [Path(f["path"]).name for f in json.loads(dry.stdout)["failed"]] == ["sub"]
+    back = index(run, aurous_emulator)[1]  # listed again: nothing to do
+    assert (back["removed"], back["added"], back["unchanged"]) == (0, 0, 7)
+
+
 def test_a_file_whose_name_is_not_utf8_fails_alone_and_is_listed_escaped(
     run: Run, docs: Path, tmp_path: Path, aurous_emulator: Emulator
 ) -> None:

@@ -141,3 +141,17 @@ def test_index_folder_returns_its_report_when_interrupted_during_the_last_writes
     assert report.interrupted
     assert report.added == 5 and sorted(set(collection.ids)) == sorted(collection.ids)
     assert len(collection.ids) == 5  # every finished file was written
+
+
+def test_entries_under_a_folder_that_could_not_be_listed_are_not_removed(tmp_path: Path) -> None:
+    root = tmp_path / "docs"
+    paths = {"a": root / "sub" / "a.txt", "b": root / "subway" / "b.txt", "c": root / "sub.txt"}
+
+    class Stored:
+        def get(self, *, ids: list[str], **_: Any) -> dict[str, Any]:
+            return {"ids": ids, "metadatas": [{"path": str(paths[i[0]])} for i in ids]}
+
+    stored = {f"<gone {k}>": indexing.Stored({"fp": [f"{k}-fp-0", f"{k}-fp-1"]}) for k in paths}
+    scan = indexing.Scan(root, unlisted=[root / "sub"])
+    assert indexing._gone(Stored(), stored, scan) == ["<gone b>", "<gone c>"]
+    assert indexing._gone(Stored(), stored, indexing.Scan(root)) == list(stored)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,3 +104,26 @@ def test_chunk_options_out_of_range_are_refused_naming_the_option(
 
 def test_the_largest_chunk_size_is_accepted() -> None:
     assert Chunking(MAX_TEXT_CHARS, MAX_TEXT_CHARS - 1).split("one two", markdown=False)
+
+
+def test_a_folder_that_cannot_be_listed_fails_and_is_remembered_as_unknown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.txt").write_text("inside")
+    (tmp_path / "subway").mkdir()
+    (tmp_path / "subway" / "b.txt").write_text("beside")
+    real = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        if os.fspath(path) == str(tmp_path / "sub"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    scan = scan_folder(tmp_path)
+    assert listed(scan.failed, tmp_path) == {
+        "sub": "a folder that cannot be listed: permission denied"
+    }
+    assert scan.unlisted == [tmp_path / "sub"]
+    assert [s.path.name for s in scan.sources] == ["b.txt"]
