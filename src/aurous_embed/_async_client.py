@@ -166,8 +166,10 @@ class AsyncAurousClient(AsyncFlavour):
         result: EmbeddingResult | None = None
         charged = 0.0
         risk = ChargeRisk()
+        size = 0
         try:
             body = await self._encode(item.value, call)
+            size = len(body)
             async with await self._request_slots():
                 response = await self._requester.request(
                     "POST",
@@ -181,7 +183,7 @@ class AsyncAurousClient(AsyncFlavour):
                 )
             result, charged = self._result(response, call)
         finally:
-            self._release(estimate, call, result, charged, risk)
+            self._release(estimate, call, result, charged, risk, size)
         assert result is not None
         self._store(item, result)
         return result

@@ -157,8 +157,10 @@ class AurousClient(SyncFlavour):
         result: EmbeddingResult | None = None
         charged = 0.0
         risk = ChargeRisk()
+        size = 0
         try:
             body = self._encode(item.value, call)
+            size = len(body)
             with self._request_slots():
                 response = self._requester.request(
                     "POST",
@@ -172,7 +174,7 @@ class AurousClient(SyncFlavour):
                 )
             result, charged = self._result(response, call)
         finally:
-            self._release(estimate, call, result, charged, risk)
+            self._release(estimate, call, result, charged, risk, size)
         assert result is not None
         self._store(item, result)
         return result

@@ -360,10 +360,7 @@ class ClientCore:
             body["dimensions"] = call.dimensions
         if call.user is not None and not estimate:  # the estimate body has no `user` [DOC]
             body["user"] = call.user
-        data = encode_json(body)
-        if not estimate:
-            self._usage.add_bytes(len(data))
-        return data
+        return encode_json(body)
 
     def _hold(self, item: Item, call: CallOptions) -> LocalEstimate:
         """Reserve the item's estimated cost in both budgets (call and client)."""
@@ -385,9 +382,13 @@ class ClientCore:
         result: EmbeddingResult | None,
         charged: float,
         risk: ChargeRisk,
+        body_bytes: int = 0,
     ) -> None:
         """Settle the item's hold: what it was charged, or, when it failed after a request may
-        have reached the server without an answer, its whole (upper-bound) estimate."""
+        have reached the server without an answer, its whole (upper-bound) estimate; count what
+        went on the wire (a body built but never sent is not counted)."""
+        if risk.attempts:
+            self._usage.add_sent(risk.attempts, body_bytes)
         if result is None and risk.uncertain:
             charged = estimate.credits
             self._usage.add_unconfirmed(charged)

@@ -183,6 +183,7 @@ class _Call:
     def sent(self) -> None:
         """An attempt goes on the wire now."""
         self.risk.sending = True
+        self.risk.attempts += 1
 
     def answered(self, result: APIResponse | AurousError) -> None:
         """The attempt ended: an answer, or a failure that may have left it charged."""
@@ -352,9 +353,10 @@ class SyncRequester:
                 attempt += 1
                 waited = 0.0
                 while (wait := call.wait_for_pacer(waited)) > 0:
-                    own.sleep(clock, wait)
+                    own.sleep(clock, wait, halts=attempt == 1)
                     waited += wait
                     call.check_stopped()
+                    call.check_halted(attempt)
                 call.check_stopped()
                 call.check_halted(attempt)
                 result: APIResponse | AurousError
@@ -446,9 +448,10 @@ class AsyncRequester:
                 attempt += 1
                 waited = 0.0
                 while (wait := call.wait_for_pacer(waited)) > 0:
-                    await own.asleep(clock, wait)
+                    await own.asleep(clock, wait, halts=attempt == 1)
                     waited += wait
                     call.check_stopped()
+                    call.check_halted(attempt)
                 call.check_stopped()
                 call.check_halted(attempt)
                 result: APIResponse | AurousError

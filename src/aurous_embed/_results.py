@@ -36,6 +36,7 @@ class UsageCounter:
         self._credits = 0.0
         self._unconfirmed = 0.0
         self._bytes = 0
+        self._sent = 0
 
     def add(self, result: EmbeddingResult, *, charged: bool) -> None:
         with self._lock:
@@ -44,9 +45,11 @@ class UsageCounter:
                 self._tokens += result.usage.prompt_tokens
                 self._credits += result.usage.credits_charged
 
-    def add_bytes(self, count: int) -> None:
+    def add_sent(self, attempts: int, body_bytes: int) -> None:
+        """One input's requests went on the wire: ``attempts`` of them, its body counted once."""
         with self._lock:
-            self._bytes += count
+            self._sent += attempts
+            self._bytes += body_bytes
 
     def add_unconfirmed(self, credits: float) -> None:
         """A call failed after a request may have reached the server: its estimate."""
@@ -56,7 +59,12 @@ class UsageCounter:
     def snapshot(self) -> UsageTotals:
         with self._lock:
             return UsageTotals(
-                self._requests, self._tokens, self._credits, self._unconfirmed, self._bytes
+                self._requests,
+                self._tokens,
+                self._credits,
+                self._unconfirmed,
+                self._bytes,
+                self._sent,
             )
 
 

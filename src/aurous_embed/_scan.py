@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from aurous_embed._budget import local_estimate
-from aurous_embed._config import IMAGE_FILE_SUFFIXES, MAX_TEXT_CHARS
+from aurous_embed._config import CONTEXT_WINDOW_TOKENS, IMAGE_FILE_SUFFIXES, MAX_TEXT_CHARS
 from aurous_embed._errors import InputValidationError, MissingDependencyError
 from aurous_embed._images import precheck_image
 from aurous_embed._part_checks import check_text
@@ -148,11 +148,11 @@ class Chunking:
     max_image_side: int | None = None
 
     def __post_init__(self) -> None:
-        # A chunk of more tokens than the API takes characters in one text could never be sent
-        # (and the splitter refuses sizes past its native integers with a traceback).
-        if not 0 <= self.size <= MAX_TEXT_CHARS:
+        # A chunk of more tokens than the API takes in one input could never be sent (and the
+        # splitter refuses sizes past its native integers with a traceback).
+        if not 0 <= self.size <= CONTEXT_WINDOW_TOKENS:
             raise InputValidationError(
-                f"--chunk-size must be 0 (whole files) to {MAX_TEXT_CHARS:,} tokens, "
+                f"--chunk-size must be 0 (whole files) to {CONTEXT_WINDOW_TOKENS:,} tokens, "
                 f"got {self.size}",
                 param="--chunk-size",
             )
@@ -273,6 +273,11 @@ def _fits(text: str, hint: str) -> None:
             f"{len(text):,} characters is over the {MAX_TEXT_CHARS:,} the API takes in one text "
             f"({hint})"
         )
+    if (count := tokens(text)) > CONTEXT_WINDOW_TOKENS:  # counted as budgets count (bytes / 4)
+        raise _Problem(
+            f"about {count:,} tokens is over the {CONTEXT_WINDOW_TOKENS:,} the API takes in one "
+            f"input ({hint})"
+        )
     check_text(text, param="text")
 
 
@@ -337,7 +342,13 @@ def scan_folder(
     chunking = chunking or Chunking()
     if not root.exists() and not root.is_symlink():
         raise InputValidationError(f"{root} does not exist", param="PATH")
-    root = root.resolve()
+    # A link to a file is indexed under the link's own path (as it is inside a folder), and a
+    # broken one fails as one; a link to a folder is the folder.
+    root = (
+        root.parent.resolve() / root.name
+        if root.is_symlink() and not root.is_dir()
+        else root.resolve()
+    )
     if not _utf8(root):  # every entry's path would start with it
         raise InputValidationError(f"{shown(root)}: its name is not valid UTF-8", param="PATH")
     folder = root.is_dir()
@@ -358,8 +369,10 @@ def scan_folder(
             scan.skipped.append((shown(path), what))
             continue
         if is_dir:
-            if suffix in DOCUMENT_SUFFIXES:  # a directory named like a file: say so, look inside
-                scan.failed.append((shown(path), "a directory named like a file"))
+            if path.is_symlink():  # os.walk does not follow it: a loop would never end
+                scan.skipped.append((shown(path), "a symbolic link to a folder (not followed)"))
+            elif suffix in DOCUMENT_SUFFIXES:  # not a failure: say so, and look inside
+                scan.skipped.append((shown(path), "a directory named like a file (looked into)"))
             continue
         if suffix not in DOCUMENT_SUFFIXES:
             scan.skipped.append((shown(path), f"not a document ({suffix or 'no suffix'})"))

@@ -80,22 +80,26 @@ class CallScope:
             "not sent: the batch was cancelled", may_have_reached_server=False
         )
 
-    def sleep(self, clock: Clock, seconds: float) -> None:
-        """A wait that a stop cuts short (within a quarter of a second), if ``interruptible``."""
+    def _ended(self, halts: bool) -> bool:
+        return self.stopped() or (halts and self.halted is not None)
+
+    def sleep(self, clock: Clock, seconds: float, *, halts: bool = False) -> None:
+        """A wait that a stop (or, with ``halts``, a halt: a request not yet sent waiting for
+        the pacer) cuts short within a quarter of a second, if ``interruptible``."""
         if not self.interruptible:
             clock.sleep(seconds)
             return
         end = clock.monotonic() + seconds
-        while not self.stopped() and (left := end - clock.monotonic()) > 0:
+        while not self._ended(halts) and (left := end - clock.monotonic()) > 0:
             clock.sleep(min(left, 0.25))
 
-    async def asleep(self, clock: Clock, seconds: float) -> None:
+    async def asleep(self, clock: Clock, seconds: float, *, halts: bool = False) -> None:
         """The async twin of :meth:`sleep`."""
         if not self.interruptible:
             await clock.asleep(seconds)
             return
         end = clock.monotonic() + seconds
-        while not self.stopped() and (left := end - clock.monotonic()) > 0:
+        while not self._ended(halts) and (left := end - clock.monotonic()) > 0:
             await clock.asleep(min(left, 0.25))
 
 
@@ -142,6 +146,7 @@ class ChargeRisk:
 
     lost: bool = False
     sending: bool = False
+    attempts: int = 0  # attempts put on the wire
 
     @property
     def uncertain(self) -> bool:

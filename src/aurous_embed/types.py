@@ -135,8 +135,11 @@ class UsageTotals:
             request may have reached the server without an answer (a connection reset after the
             request was sent, a timeout, an answer cut short): the server may or may not have
             charged them. ``max_credits`` counts them as spent.
-        bytes_sent: request body bytes of the embedding requests this client built (each once:
-            a retry is not counted again), e.g. to see what ``Image(..., max_side=...)`` saves.
+        bytes_sent: request body bytes of the embedding requests this client sent (each input's
+            once: a retry is not counted again; a request never sent, not at all), e.g. to see
+            what ``Image(..., max_side=...)`` saves.
+        requests_sent: embedding requests put on the wire, every attempt (retries, and requests
+            answered with an error or not at all, included).
     """
 
     requests: int = 0
@@ -144,6 +147,7 @@ class UsageTotals:
     credits_charged: float = 0.0
     unconfirmed_credits: float = 0.0
     bytes_sent: int = 0
+    requests_sent: int = 0
 
 
 @dataclass(frozen=True, slots=True)

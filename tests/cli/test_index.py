@@ -224,19 +224,47 @@ def test_files_that_cannot_be_indexed_are_listed_and_the_rest_indexed(
     assert result.returncode == 5
     assert "Traceback" not in result.stderr
     failed = {Path(f["path"]).name: f["error"] for f in report["failed"]}
-    assert set(failed) == {
-        "pipe.txt",
-        "dangling.md",
-        "folder.png",
-        "broken.png",
-        "latin1.txt",
-        "socket.txt",
-    }
+    assert set(failed) == {"pipe.txt", "dangling.md", "broken.png", "latin1.txt", "socket.txt"}
     assert "named pipe" in failed["pipe.txt"]
     assert "broken symbolic link" in failed["dangling.md"]
-    assert "directory" in failed["folder.png"]
     assert "UTF-8" in failed["latin1.txt"]
     assert report["added"] == 6  # everything else is in
+    skipped = {Path(f["path"]).name: f["reason"] for f in report["skipped"]}
+    assert "directory named like a file" in skipped["folder.png"]  # listed, not a failure
+
+
+def test_folders_named_like_files_and_links_to_folders_are_listed_and_not_failures(
+    run: Run, docs: Path, tmp_path: Path, aurous_emulator: Emulator
+) -> None:
+    (docs / "photos.png").mkdir()
+    (docs / "photos.png" / "inside.txt").write_text("A note inside a folder named like an image.")
+    (docs / "elsewhere").symlink_to(tmp_path / "outside", target_is_directory=True)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "far.txt").write_text("not under the indexed folder")
+    for _ in range(2):  # not a failure, so not exit 5 on every run
+        result, report = index(run, aurous_emulator)
+        assert result.returncode == 0, result.stdout + result.stderr
+        skipped = {Path(f["path"]).name: f["reason"] for f in report["skipped"]}
+        assert "looked into" in skipped["photos.png"]
+        assert "link to a folder (not followed)" in skipped["elsewhere"]
+    assert "inside.txt" in entries(tmp_path / "db")["paths"]
+    assert "far.txt" not in entries(tmp_path / "db")["paths"]
+
+
+def test_a_link_given_as_the_path_is_indexed_under_its_own_name(
+    run: Run, docs: Path, tmp_path: Path, aurous_emulator: Emulator
+) -> None:
+    (tmp_path / "link.txt").symlink_to(docs / "sweater.txt")
+    (tmp_path / "gone.txt").symlink_to(tmp_path / "nowhere" / "x.txt")
+    args = ("--json", "index", "link.txt", "--collection", "one", "--db", "db")
+    result = cli(run, *args, env=served(aurous_emulator))
+    assert result.returncode == 0, result.stderr
+    [meta] = entries(tmp_path / "db", "one")["metas"]
+    assert meta["path"] == str(tmp_path / "link.txt")
+    estimate = cli(run, "--json", "estimate", "--path", "gone.txt")
+    [failed] = json.loads(estimate.stdout)["failed"]
+    assert failed["path"] == str(tmp_path / "gone.txt")
+    assert "broken symbolic link" in failed["reason"]
 
 
 #: ``python -c`` running the CLI with one folder that cannot be listed (as a ``chmod 000`` folder
@@ -373,18 +401,21 @@ def test_dry_run_lists_a_file_over_the_apis_cap_and_costs_the_rest(
     run: Run, docs: Path, aurous_emulator: Emulator
 ) -> None:
     (docs / "huge.txt").write_text("word " * 240_000)  # 1.2 million characters
-    chunking = ("--chunk-size", "300000", "--chunk-overlap", "0")
+    (docs / "emoji.txt").write_text("\N{GRINNING FACE}" * 600_000)  # 600,000 tokens, 2.4 MB
+    chunking = ("--chunk-size", "0")
     result, report = index(run, aurous_emulator, "--dry-run", *chunking)
     estimate = cli(run, "--json", "estimate", "--path", "docs", *chunking)
     assert result.returncode == estimate.returncode == 0, result.stderr + estimate.stderr
     for costed in (report, json.loads(estimate.stdout)):  # measured before: exit 2, no cost
         assert costed["documents"] == 6 and costed["estimated_tokens"] > 3000
-        [failed] = costed["failed"]
-        assert Path(failed["path"]).name == "huge.txt" and "1,000,000" in failed["reason"]
+        failed = {Path(f["path"]).name: f["reason"] for f in costed["failed"]}
+        assert "1,000,000" in failed["huge.txt"]  # characters
+        assert "128,000" in failed["emoji.txt"]  # tokens: the API refused it (a 400) before
     assert aurous_emulator.stats.requests == 0
     indexed, report = index(run, aurous_emulator, *chunking)
     assert indexed.returncode == 5
-    assert [Path(f["path"]).name for f in report["failed"]] == ["huge.txt"]
+    assert sorted(Path(f["path"]).name for f in report["failed"]) == ["emoji.txt", "huge.txt"]
+    assert embedding_requests(aurous_emulator) == 6  # the two were never sent
 
 
 def test_hidden_files_and_folders_are_listed_as_skipped(

@@ -389,6 +389,24 @@ async def test_embed_as_completed_yields_errors_in_place(any_client: Any, api: F
     assert by_index[4].embedding == [4.0, 1.0]
 
 
+async def test_usage_counts_what_went_on_the_wire(any_client: Any, api: FakeAPI) -> None:
+    """Every attempt is a request sent; a body is counted once however often it is retried, and
+    an input refused before sending is not counted at all (bytes were counted when built)."""
+    api.script = [respond(500, error_body("internal_error", "server_error"))]
+    await settle(any_client.embed("t0"))
+    usage = any_client.usage
+    assert (usage.requests, usage.requests_sent) == (1, 2)
+    assert usage.bytes_sent == len(api.requests[0].content) == len(api.requests[1].content)
+    api.default = lambda request: respond(401, error_body("invalid_api_key", "authentication"))
+    with pytest.raises(AuthenticationError):
+        await settle(any_client.embed("t1"))
+    refused = await collect(any_client.embed_as_completed(["", "\x00"]))
+    assert all(isinstance(error, InputValidationError) for _, error in refused)
+    usage = any_client.usage
+    assert usage.requests_sent == len(api.requests) == 3  # the 401 was sent; the refused were not
+    assert usage.bytes_sent == sum(len(r.content) for r in api.requests[1:])
+
+
 @pytest.mark.allow_hosts(["127.0.0.1"])
 async def test_a_bad_key_sends_nothing_more_once_the_first_answer_says_so(
     flavour: Flavour, aurous_emulator_factory: Callable[..., Emulator], tmp_path: Path
@@ -403,6 +421,9 @@ async def test_a_bad_key_sends_nothing_more_once_the_first_answer_says_so(
         await settle(client.embed_many([f"t{i}" for i in range(200)]))
     await close(client)
     assert emulator.stats.requests <= 4  # the first wave of a fresh process, and no more
+    usage = client.usage  # what was sent, not what was built (measured before: 32 bodies)
+    assert usage.requests_sent == emulator.stats.requests
+    assert usage.bytes_sent <= 100 * emulator.stats.requests  # a body is under 100 bytes
     assert all(e.skipped for i, e in caught.value.errors.items() if i >= 4)  # type: ignore[attr-defined]
 
 

@@ -534,3 +534,39 @@ def test_a_lane_whose_call_was_stopped_is_retired_not_lent_to_another_call() -> 
     assert made and made[0] not in lanes.every()  # its socket may be shut: never lent again
     requester.request("POST", "/embeddings", content=b"{}")  # another call gets a fresh lane
     assert len(made) == 2
+
+
+def test_a_request_waiting_for_the_pacer_is_not_sent_once_its_batch_is_halted() -> None:
+    """The batch stops while a first attempt waits out a long rate limit: the wait ends at once and
+    nothing is sent (measured before: the wait ran its 60 s, then the request was skipped)."""
+    from aurous_embed._http import Pacing, SyncRequester
+    from aurous_embed._scopes import CallScope
+    from aurous_embed._secrets import Secret
+    from aurous_embed._wire import HTTPSettings
+
+    scope = CallScope()
+    cause = RateLimitError("gave up: the server asked to wait 86400 s", status_code=429)
+
+    class HaltingClock(FakeClock):
+        def sleep(self, seconds: float) -> None:
+            super().sleep(seconds)
+            scope.halt(cause)  # another input of the batch got the 429 meanwhile
+
+    class Blocked:
+        def reserve(self, tokens: float, now: float, *, waited: float = 0.0) -> tuple[float, None]:
+            return max(0.0, 60.0 - waited), None  # a pacer lets a request go after 60 s
+
+    api = FakeAPI()
+    clock = HaltingClock()
+    settings = HTTPSettings(BASE_URL, Secret(API_KEY), None, 0, clock)
+    requester = SyncRequester(settings, httpx.Client(transport=httpx.MockTransport(api)))
+    with pytest.raises(RateLimitError) as caught:
+        requester.request(
+            "POST",
+            "/embeddings",
+            content=b"{}",
+            scope=scope,
+            pacing=Pacing(Blocked()),  # type: ignore[arg-type]
+        )
+    assert caught.value.skipped and not api.requests
+    assert sum(clock.sleeps) <= 0.25  # one step of the wait, not 60 s

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from aurous_embed import InputValidationError
-from aurous_embed._config import MAX_TEXT_CHARS
-from aurous_embed._scan import Chunking, scan_folder
+from aurous_embed._config import CONTEXT_WINDOW_TOKENS, MAX_TEXT_CHARS
+from aurous_embed._scan import Chunking, scan_folder, tokens
 
 pytest.importorskip("semantic_text_splitter")
 
@@ -72,21 +72,26 @@ def test_a_path_whose_name_is_not_utf8_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_a_chunk_over_the_apis_cap_fails_its_file_in_the_scan(tmp_path: Path) -> None:
     (tmp_path / "huge.txt").write_text("word " * (MAX_TEXT_CHARS // 5 + 1000))
+    (tmp_path / "emoji.txt").write_text("\N{GRINNING FACE}" * 600_000)  # 600K chars, 2.4 MB
     (tmp_path / "ok.txt").write_text("small ok file")
-    for size, hint in ((0, "drop --chunk-size 0"), (300_000, "lower --chunk-size")):
-        scan = scan_folder(tmp_path, Chunking(size, 0))
-        assert [s.path.name for s in scan.sources] == ["ok.txt"]
-        [(path, reason)] = scan.failed
-        assert path.name == "huge.txt"
-        assert f"over the {MAX_TEXT_CHARS:,}" in reason and hint in reason
-        assert scan.cost()[0] == 1  # costs the rest, raises nothing
+    scan = scan_folder(tmp_path, Chunking(0, 0))
+    assert [s.path.name for s in scan.sources] == ["ok.txt"]
+    reasons = {path.name: reason for path, reason in scan.failed}
+    assert f"over the {MAX_TEXT_CHARS:,}" in reasons["huge.txt"]
+    assert f"about 600,000 tokens is over the {CONTEXT_WINDOW_TOKENS:,}" in reasons["emoji.txt"]
+    assert all("drop --chunk-size 0" in reason for reason in reasons.values())
+    assert scan.cost()[0] == 1  # costs the rest, raises nothing
+    chunked = scan_folder(tmp_path, Chunking(CONTEXT_WINDOW_TOKENS, 0))  # the largest chunks fit
+    assert not chunked.failed
+    sizes = [tokens(c.text or "") for s in chunked.sources for c in s.chunks]
+    assert len(sizes) > 3 and max(sizes) <= CONTEXT_WINDOW_TOKENS
 
 
 @pytest.mark.parametrize(
     ("size", "overlap", "option"),
     [
         (2**64, 50, "--chunk-size"),
-        (MAX_TEXT_CHARS + 1, 50, "--chunk-size"),
+        (CONTEXT_WINDOW_TOKENS + 1, 50, "--chunk-size"),
         (-1, 0, "--chunk-size"),
         (400, 2**64, "--chunk-overlap"),
         (0, 2**64, "--chunk-overlap"),
@@ -103,7 +108,8 @@ def test_chunk_options_out_of_range_are_refused_naming_the_option(
 
 
 def test_the_largest_chunk_size_is_accepted() -> None:
-    assert Chunking(MAX_TEXT_CHARS, MAX_TEXT_CHARS - 1).split("one two", markdown=False)
+    big = CONTEXT_WINDOW_TOKENS
+    assert Chunking(big, big - 1).split("one two", markdown=False)
 
 
 def test_a_folder_that_cannot_be_listed_fails_and_is_remembered_as_unknown(

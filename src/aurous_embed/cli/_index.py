@@ -272,7 +272,7 @@ def cmd_index(args: argparse.Namespace, out: Output) -> int:
         "stopped": None if stopped is None else error_line(stopped)[7:],
         "not_indexed": len(report.failed),
         "interrupted": report.interrupted,
-        "requests": usage.requests,
+        "requests": usage.requests_sent,
         "tokens": usage.prompt_tokens,
         "credits": usage.credits_charged,
         "unconfirmed_credits": usage.unconfirmed_credits,
@@ -283,10 +283,11 @@ def cmd_index(args: argparse.Namespace, out: Output) -> int:
     else:
         state = "interrupted; kept what was finished: " if report.interrupted else ""
         out.say(
-            f"{args.collection}: {state}{report.found} documents: {report.added} added, "
+            f"{args.collection}: {state}{report.found + len(scan.failed)} documents: "
+            f"{report.added} added, "
             f"{report.updated} updated, {report.unchanged} unchanged, {report.removed} removed, "
             f"{len(failures) + (len(report.failed) if stopped else 0)} failed; "
-            f"{usage.requests} requests, {usage.prompt_tokens} tokens, "
+            f"{usage.requests_sent} requests, {usage.prompt_tokens} tokens, "
             f"{usage.credits_charged:.6f} credits, {usage.bytes_sent:,} bytes sent"
         )
         if usage.unconfirmed_credits:
