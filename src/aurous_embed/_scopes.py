@@ -10,7 +10,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from aurous_embed._connections import abort_in_flight
-from aurous_embed._errors import APIConnectionError, AurousError, ClientClosedError, skipped_error
+from aurous_embed._errors import (
+    APIConnectionError,
+    APIStatusError,
+    AurousError,
+    ClientClosedError,
+    skipped_error,
+)
 from aurous_embed._retry import Clock
 
 
@@ -65,8 +71,11 @@ class CallScope:
     def halt(self, cause: AurousError) -> None:
         """``cause`` will fail every request of this batch the same way: requests that have not
         been sent yet are not sent (each fails with a skipped copy of it; a request waiting for
-        the rate-limit pacer, say), and those in flight finish (their answers may be charged)."""
-        self.halted = cause
+        the rate-limit pacer, say), and those in flight finish (their answers may be charged).
+        Only the server's answers halt: a budget or a missing extra stops a batch from taking
+        more inputs, but an input that already holds its share of the budget is still sent."""
+        if isinstance(cause, APIStatusError):
+            self.halted = cause
 
     def halt_error(self) -> AurousError | None:
         """The error of a request not sent because the batch was halted, if it was."""

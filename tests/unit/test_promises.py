@@ -570,3 +570,17 @@ def test_a_request_waiting_for_the_pacer_is_not_sent_once_its_batch_is_halted() 
         )
     assert caught.value.skipped and not api.requests
     assert sum(clock.sleeps) <= 0.25  # one step of the wait, not 60 s
+
+
+def test_only_the_servers_answers_halt_a_batch() -> None:
+    """A budget stop keeps the batch from taking more inputs; inputs already holding their share
+    are still sent (halting them too made 19 of the 20 that fit go, now and then)."""
+    from aurous_embed import AuthenticationError, BudgetExceededError
+    from aurous_embed._scopes import CallScope
+
+    scope = CallScope()
+    scope.halt(BudgetExceededError("over", results=[], credits_spent=0.01, max_credits=0.01))
+    assert scope.halt_error() is None
+    scope.halt(AuthenticationError("bad key", status_code=401))
+    halted = scope.halt_error()
+    assert isinstance(halted, AuthenticationError) and halted.skipped
