@@ -382,7 +382,7 @@ class ClientCore:
         result: EmbeddingResult | None,
         charged: float,
         risk: ChargeRisk,
-        body_bytes: int = 0,
+        body_bytes: int,
     ) -> None:
         """Settle the item's hold: what it was charged, or, when it failed after a request may
         have reached the server without an answer, its whole (upper-bound) estimate; count what

@@ -232,10 +232,15 @@ class _Call:
         if self.scope.stopped():
             raise self.scope.stop_error()
 
+    @staticmethod
+    def halts(attempt: int) -> bool:
+        """Whether a halt of the batch keeps this attempt from going: only a first attempt (a
+        retry goes: an earlier attempt may have been charged, and the retry gets its answer)."""
+        return attempt == 1
+
     def check_halted(self, attempt: int) -> None:
-        """A first attempt is not sent once its batch is halted (a retry is: an earlier attempt
-        may have been charged, and the retry gets its answer)."""
-        if attempt == 1 and (error := self.scope.halt_error()) is not None:
+        """A first attempt is not sent once its batch is halted."""
+        if self.halts(attempt) and (error := self.scope.halt_error()) is not None:
             raise error
 
     def wait_for_pacer(self, waited: float) -> float:
@@ -353,7 +358,7 @@ class SyncRequester:
                 attempt += 1
                 waited = 0.0
                 while (wait := call.wait_for_pacer(waited)) > 0:
-                    own.sleep(clock, wait, halts=attempt == 1)
+                    own.sleep(clock, wait, halts=call.halts(attempt))
                     waited += wait
                     call.check_stopped()
                     call.check_halted(attempt)
@@ -448,7 +453,7 @@ class AsyncRequester:
                 attempt += 1
                 waited = 0.0
                 while (wait := call.wait_for_pacer(waited)) > 0:
-                    await own.asleep(clock, wait, halts=attempt == 1)
+                    await own.asleep(clock, wait, halts=call.halts(attempt))
                     waited += wait
                     call.check_stopped()
                     call.check_halted(attempt)

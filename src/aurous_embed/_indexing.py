@@ -17,7 +17,6 @@ answers what was embedded but not written).
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
@@ -126,12 +125,9 @@ def _gone(collection: Any, stored: dict[str, Stored], scan: Scan) -> list[str]:
         got = collection.get(ids=ids[start : start + 500], include=["metadatas"])
         for entry_id, meta in zip(got["ids"], got["metadatas"] or [], strict=False):
             where[first[entry_id]] = str((meta or {}).get("path", ""))
-    folders = [str(f) for f in scan.unlisted]
-
-    def unknown(path: str) -> bool:
-        return any(path == f or path.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
-
-    return [p for p in gone if not unknown(where.get(p, p))]
+    return [
+        p for p in gone if not any(Path(where.get(p, p)).is_relative_to(f) for f in scan.unlisted)
+    ]
 
 
 class _Writer:

@@ -314,16 +314,17 @@ def _regular(path: Path) -> os.stat_result:
     return info
 
 
-def _files(
-    root: Path, exclude: set[Path], unlisted: list[tuple[Path, OSError]]
-) -> Iterator[tuple[Path, bool]]:
+def _files(root: Path, exclude: set[Path], scan: Scan) -> Iterator[tuple[Path, bool]]:
     """Every entry under ``root`` in a stable order: ``(path, is_directory)``; ``exclude`` (the
     index's own database) is left out. Hidden folders are listed but not looked into, and
     symbolic links to directories are not followed (a loop would never end). A folder that
-    cannot be listed goes to ``unlisted`` with the error."""
+    cannot be listed fails in ``scan`` and is remembered there as ``unlisted``."""
 
     def cannot_list(exc: OSError) -> None:
-        unlisted.append((Path(exc.filename) if exc.filename else root, exc))
+        folder = Path(exc.filename) if exc.filename else root
+        scan.unlisted.append(folder)
+        why = (exc.strerror or type(exc).__name__).lower()
+        scan.failed.append((shown(folder), f"a folder that cannot be listed: {why}"))
 
     for folder, dirs, files in os.walk(root, onerror=cannot_list, followlinks=False):
         here = Path(folder)
@@ -353,13 +354,8 @@ def scan_folder(
         raise InputValidationError(f"{shown(root)}: its name is not valid UTF-8", param="PATH")
     folder = root.is_dir()
     scan = Scan(root)
-    unlisted: list[tuple[Path, OSError]] = []
     excluded = {p.resolve() for p in exclude}
-    entries = [(root, False)] if not folder else list(_files(root, excluded, unlisted))
-    for path, exc in unlisted:
-        scan.unlisted.append(path)
-        why = exc.strerror or type(exc).__name__
-        scan.failed.append((shown(path), f"a folder that cannot be listed: {why.lower()}"))
+    entries = [(root, False)] if not folder else list(_files(root, excluded, scan))
     names = {path for path, is_dir in entries if not is_dir}
     captioned = {p.with_suffix("") for p in names if p.suffix.lower() in IMAGE_SUFFIXES}
     for path, is_dir in entries:

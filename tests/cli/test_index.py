@@ -229,6 +229,8 @@ def test_files_that_cannot_be_indexed_are_listed_and_the_rest_indexed(
     assert "broken symbolic link" in failed["dangling.md"]
     assert "UTF-8" in failed["latin1.txt"]
     assert report["added"] == 6  # everything else is in
+    counted = report["added"] + report["updated"] + report["unchanged"] + len(report["failed"])
+    assert report["documents"] == counted == 11  # 6 indexed and 5 failed, one count
     skipped = {Path(f["path"]).name: f["reason"] for f in report["skipped"]}
     assert "directory named like a file" in skipped["folder.png"]  # listed, not a failure
 
@@ -333,6 +335,8 @@ def test_a_bad_key_is_one_line_not_one_per_file(
     assert result.returncode == 3
     assert result.stdout.count("401") == 1  # the summary's "stopped" line, not one per file
     assert "6 documents not indexed" in result.stdout
+    sent = embedding_requests(aurous_emulator)  # the summary counts what the server received
+    assert 1 <= sent <= 4 and f"{sent} requests" in result.stdout  # was "0 requests" (answers)
 
 
 def test_a_missing_key_speaks_the_command_lines_words(run: Run, docs: Path) -> None:

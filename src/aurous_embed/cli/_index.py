@@ -259,8 +259,10 @@ def cmd_index(args: argparse.Namespace, out: Output) -> int:
     stopped = report.stopped_by
     if stopped is None:
         failures += [(str(path), _reason(error)) for path, error in report.failed]
+    documents = report.found + len(scan.failed)  # what was found: indexed, unchanged or failed
     summary = {
         "collection": args.collection,
+        "documents": documents,
         "found": report.found,
         "added": report.added,
         "updated": report.updated,
@@ -283,7 +285,7 @@ def cmd_index(args: argparse.Namespace, out: Output) -> int:
     else:
         state = "interrupted; kept what was finished: " if report.interrupted else ""
         out.say(
-            f"{args.collection}: {state}{report.found + len(scan.failed)} documents: "
+            f"{args.collection}: {state}{documents} documents: "
             f"{report.added} added, "
             f"{report.updated} updated, {report.unchanged} unchanged, {report.removed} removed, "
             f"{len(failures) + (len(report.failed) if stopped else 0)} failed; "
@@ -312,7 +314,7 @@ def cmd_index(args: argparse.Namespace, out: Output) -> int:
             errors, nothing_done=not report.written and not report.unchanged
         )
         failed = len(failures) + len(report.failed) * (stopped is not None)
-        message = f"{failed} of {report.found + len(scan.failed)} documents failed"
+        message = f"{failed} of {documents} documents failed"
         raise PartialFailure(f"{message}; {error_line(cause)[7:]}" if cause else message, cause)
     return EXIT_OK
 
