@@ -159,6 +159,9 @@ class _Call:
     scope: CallScope
     risk: ChargeRisk = field(default_factory=ChargeRisk)
     ticket: Ticket | None = None
+    #: every attempt so far was refused by a rate limit (none yet: a first attempt): nothing of
+    #: this call was processed, so a halt of its batch keeps the next attempt from going
+    refused_only: bool = True
 
     @property
     def url(self) -> str:
@@ -190,6 +193,7 @@ class _Call:
         self.risk.sending = False
         if isinstance(result, APIConnectionError) and result.may_have_reached_server:
             self.risk.lost = True
+        self.refused_only = self.refused_only and isinstance(result, RateLimitError)
 
     def judge(
         self, attempt: int, state: RetryState, result: APIResponse | AurousError
@@ -232,15 +236,11 @@ class _Call:
         if self.scope.stopped():
             raise self.scope.stop_error()
 
-    @staticmethod
-    def halts(attempt: int) -> bool:
-        """Whether a halt of the batch keeps this attempt from going: only a first attempt (a
-        retry goes: an earlier attempt may have been charged, and the retry gets its answer)."""
-        return attempt == 1
-
-    def check_halted(self, attempt: int) -> None:
-        """A first attempt is not sent once its batch is halted."""
-        if self.halts(attempt) and (error := self.scope.halt_error()) is not None:
+    def check_halted(self) -> None:
+        """The next attempt is not sent once its batch is halted, unless an earlier attempt may
+        have been processed (a 5xx, a lost answer: the retry gets its answer, or its replay);
+        after a rate limit's refusal nothing was, so a 429 then a halt is not sent again."""
+        if self.refused_only and (error := self.scope.halt_error()) is not None:
             raise error
 
     def wait_for_pacer(self, waited: float) -> float:
@@ -358,12 +358,12 @@ class SyncRequester:
                 attempt += 1
                 waited = 0.0
                 while (wait := call.wait_for_pacer(waited)) > 0:
-                    own.sleep(clock, wait, halts=call.halts(attempt))
+                    own.sleep(clock, wait, halts=call.refused_only)
                     waited += wait
                     call.check_stopped()
-                    call.check_halted(attempt)
+                    call.check_halted()
                 call.check_stopped()
-                call.check_halted(attempt)
+                call.check_halted()
                 result: APIResponse | AurousError
                 try:
                     response = self._send(call, call.parts(content=content, files=files, data=data))
@@ -375,7 +375,7 @@ class SyncRequester:
                 final, delay, state = call.judge(attempt, state, result)
                 if final is not None:
                     return final
-                own.sleep(clock, delay)
+                own.sleep(clock, delay, halts=call.refused_only)
 
     def close(self) -> None:
         """Refuse new calls, stop the running ones, close the lanes."""
@@ -453,12 +453,12 @@ class AsyncRequester:
                 attempt += 1
                 waited = 0.0
                 while (wait := call.wait_for_pacer(waited)) > 0:
-                    await own.asleep(clock, wait, halts=call.halts(attempt))
+                    await own.asleep(clock, wait, halts=call.refused_only)
                     waited += wait
                     call.check_stopped()
-                    call.check_halted(attempt)
+                    call.check_halted()
                 call.check_stopped()
-                call.check_halted(attempt)
+                call.check_halted()
                 result: APIResponse | AurousError
                 try:
                     async with self.lease() as http:
@@ -477,4 +477,4 @@ class AsyncRequester:
                 final, delay, state = call.judge(attempt, state, result)
                 if final is not None:
                     return final
-                await own.asleep(clock, delay)
+                await own.asleep(clock, delay, halts=call.refused_only)

@@ -344,7 +344,8 @@ def scan_folder(
     if not root.exists() and not root.is_symlink():
         raise InputValidationError(f"{root} does not exist", param="PATH")
     # A link to a file is indexed under the link's own path (as it is inside a folder), and a
-    # broken one fails as one; a link to a folder is the folder.
+    # broken one fails as one. A link to a folder stands for the folder it points to: indexing
+    # through the link or the folder finds the same entries (and the database inside it).
     root = (
         root.parent.resolve() / root.name
         if root.is_symlink() and not root.is_dir()

@@ -135,11 +135,13 @@ class UsageTotals:
             request may have reached the server without an answer (a connection reset after the
             request was sent, a timeout, an answer cut short): the server may or may not have
             charged them. ``max_credits`` counts them as spent.
-        bytes_sent: request body bytes of the embedding requests this client sent (each input's
-            once: a retry is not counted again; a request never sent, not at all), e.g. to see
-            what ``Image(..., max_side=...)`` saves.
-        requests_sent: embedding requests put on the wire, every attempt (retries, and requests
-            answered with an error or not at all, included).
+        bytes_sent: request body bytes of the embedding requests this client started to send
+            (each input's once: a retry is not counted again; an input never sent, not at all),
+            e.g. to see what ``Image(..., max_side=...)`` saves.
+        requests_sent: embedding requests this client started to send, every attempt (retries,
+            and requests answered with an error or not at all, included). An attempt cut short
+            by a cancel (``break``, ``close()``, Ctrl-C) counts although it may not have reached
+            the server: the count is an upper bound of what the server received.
     """
 
     requests: int = 0

@@ -267,6 +267,14 @@ def test_a_link_given_as_the_path_is_indexed_under_its_own_name(
     [failed] = json.loads(estimate.stdout)["failed"]
     assert failed["path"] == str(tmp_path / "gone.txt")
     assert "broken symbolic link" in failed["reason"]
+    (tmp_path / "shelf").symlink_to(docs, target_is_directory=True)  # a link to a folder
+    folder_args = ("--json", "index", "shelf", "--collection", "two", "--db", "db")
+    through = cli(run, *folder_args, env=served(aurous_emulator))
+    assert through.returncode == 0, through.stderr
+    metas = entries(tmp_path / "db", "two")["metas"]
+    assert len(metas) == 6 and all(str(m["path"]).startswith(f"{docs}/") for m in metas)
+    direct = cli(run, *folder_args[:2], "docs", *folder_args[3:], env=served(aurous_emulator))
+    assert json.loads(direct.stdout)["unchanged"] == 6  # the same entries, by either name
 
 
 #: ``python -c`` running the CLI with one folder that cannot be listed (as a ``chmod 000`` folder
@@ -535,6 +543,8 @@ def test_an_interrupted_run_keeps_what_it_finished_and_the_next_pays_only_for_th
     assert report["interrupted"] is True
     kept = len(entries(tmp_path / "db")["ids"])
     assert kept == report["added"] >= 150  # measured before: 0 kept after 236 of 400
+    assert report["added"] + report["not_finished"] == report["documents"] == 400  # one count
+    assert report["not_finished"] > 0
     sent = slow_emulator.stats.by_route["POST /v1/embeddings"]
     again = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False

@@ -584,3 +584,43 @@ def test_only_the_servers_answers_halt_a_batch() -> None:
     scope.halt(AuthenticationError("bad key", status_code=401))
     halted = scope.halt_error()
     assert isinstance(halted, AuthenticationError) and halted.skipped
+
+
+@pytest.mark.parametrize(
+    ("first", "resent"),
+    [
+        (respond(429, error_body("too_many_requests", "rate_limit"), {"Retry-After": "1"}), False),
+        (respond(500, error_body("internal_error", "server_error")), True),
+    ],
+)
+def test_a_halt_keeps_a_retry_from_going_only_when_nothing_was_processed(
+    first: httpx.Response, resent: bool
+) -> None:
+    """After a 429 nothing of the call was processed: once the batch is halted (another input got
+    a rate limit of a day), the retry is not sent (measured before: it waited 60 s, then went).
+    After a 5xx the retry goes: the server may have done the work, and the retry gets it."""
+    from aurous_embed._http import SyncRequester
+    from aurous_embed._scopes import CallScope
+    from aurous_embed._secrets import Secret
+    from aurous_embed._wire import HTTPSettings
+
+    scope = CallScope()
+    cause = RateLimitError("gave up: the server asked to wait 86400 s", status_code=429)
+
+    class HaltingClock(FakeClock):
+        def sleep(self, seconds: float) -> None:
+            super().sleep(seconds)
+            scope.halt(cause)  # another input of the batch got the day-long 429 meanwhile
+
+    api = FakeAPI(script=[first])
+    clock = HaltingClock()
+    settings = HTTPSettings(BASE_URL, Secret(API_KEY), None, 4, clock)
+    requester = SyncRequester(settings, httpx.Client(transport=httpx.MockTransport(api)))
+    if resent:
+        requester.request("POST", "/embeddings", content=b"{}", scope=scope)
+        assert len(api.requests) == 2
+    else:
+        with pytest.raises(RateLimitError) as caught:
+            requester.request("POST", "/embeddings", content=b"{}", scope=scope)
+        assert caught.value.skipped and len(api.requests) == 1
+        assert sum(clock.sleeps) <= 0.25  # the wait for the retry ended with the halt

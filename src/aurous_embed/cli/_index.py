@@ -260,6 +260,8 @@ def cmd_index(args: argparse.Namespace, out: Output) -> int:
     if stopped is None:
         failures += [(str(path), _reason(error)) for path, error in report.failed]
     documents = report.found + len(scan.failed)  # what was found: indexed, unchanged or failed
+    done = report.added + report.updated + report.unchanged + len(report.failed)
+    unfinished = report.found - done  # an interrupted run's files still being embedded
     summary = {
         "collection": args.collection,
         "documents": documents,
@@ -273,6 +275,7 @@ def cmd_index(args: argparse.Namespace, out: Output) -> int:
         "skipped": [{"path": str(p), "reason": why} for p, why in scan.skipped],
         "stopped": None if stopped is None else error_line(stopped)[7:],
         "not_indexed": len(report.failed),
+        "not_finished": unfinished,
         "interrupted": report.interrupted,
         "requests": usage.requests_sent,
         "tokens": usage.prompt_tokens,
@@ -288,7 +291,8 @@ def cmd_index(args: argparse.Namespace, out: Output) -> int:
             f"{args.collection}: {state}{documents} documents: "
             f"{report.added} added, "
             f"{report.updated} updated, {report.unchanged} unchanged, {report.removed} removed, "
-            f"{len(failures) + (len(report.failed) if stopped else 0)} failed; "
+            f"{len(failures) + (len(report.failed) if stopped else 0)} failed"
+            f"{f', {unfinished} not finished' if unfinished else ''}; "
             f"{usage.requests_sent} requests, {usage.prompt_tokens} tokens, "
             f"{usage.credits_charged:.6f} credits, {usage.bytes_sent:,} bytes sent"
         )
