@@ -65,6 +65,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             trust_env=False,
             auto_decompress=False,
         )
+        # Answers being read. Closing the session does not wake a read of an answer whose headers
+        # have arrived (aiohttp drops the protocol's payload before the connection is lost, so
+        # the body's reader is never told): aclose() closes them first, which does.
+        self._reading: set[aiohttp.ClientResponse] = set()
+        self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeout: Mapping[str, float | None] = request.extensions.get("timeout", {})
@@ -72,6 +77,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             body = request.content
         except httpx.RequestNotRead:  # multipart uploads are streams until read
             body = await request.aread()
+        answered = False
         try:
             async with self._session.request(
                 request.method,
@@ -87,9 +93,22 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     sock_read=timeout.get("read"),
                 ),
             ) as response:
-                content = await response.read()
+                answered = True
+                self._reading.add(response)
+                try:
+                    content = await response.read()
+                finally:
+                    self._reading.discard(response)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _mapped(exc) from exc
+        except RuntimeError as exc:
+            if not self._closed:
+                raise
+            # aiohttp's words for a request made after close() ("Session is closed") and for a
+            # read that starts after close() shut its connection ("Connection closed.").
+            if answered:
+                raise httpx.ReadError(f"closed while the answer was read ({exc})") from exc
+            raise httpx.ConnectError(f"not sent: closed ({exc})") from exc
         return httpx.Response(
             response.status,
             headers=list(response.headers.items()),
@@ -99,6 +118,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
+        self._closed = True
+        for response in list(self._reading):  # their reads end with a connection error
+            response.close()
         await self._session.close()
 
     def __del__(self) -> None:

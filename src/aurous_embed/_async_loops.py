@@ -7,6 +7,7 @@ set per loop.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import os
@@ -24,6 +25,7 @@ from aurous_embed._connections import (
     ONE_CONNECTION,
     HTTPBackend,
     Lanes,
+    abort_in_flight,
     default_ssl_context,
     env_proxies_configured,
     uses_aiohttp,
@@ -78,11 +80,19 @@ class Connections:
             self._lanes.check_open()
             yield self._session
             return
-        with self._lanes.lease() as http:
+        http = self._lanes.take()
+        try:
             yield http
+        finally:
+            if not self._lanes.give_back(http):  # closed meanwhile: see aclose
+                await http.aclose()
 
     async def aclose(self) -> None:
-        for http in self._lanes.close_all():
+        """Close the idle connections now and cut the requests in flight short (their sockets
+        are shut; each borrower closes its lane as its request ends, see ``Lanes``)."""
+        idle, in_use = self._lanes.close_all()
+        abort_in_flight(*in_use)
+        for http in idle:
             await http.aclose()
         if self._session is not None:
             await self._session.aclose()
@@ -189,16 +199,56 @@ class Loops:
             yield http
 
     async def close(self) -> None:
-        """Close every loop's connections: this loop's now, another running loop's there."""
+        """Close every loop's connections: this loop's here, another loop's there, waited for
+        (while that loop runs, up to ``CLOSE_ELSEWHERE_WAIT`` seconds): once ``close()`` returns,
+        no loop sends another request. aiohttp has no check just before a request goes out, so
+        without the wait a request whose connection another loop was opening went out after
+        ``close()`` returned (3 runs in 30)."""
         with self._lock:
             states = list(self._states.items())
             self._states.clear()
         here = asyncio.get_running_loop()
+        elsewhere: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         for loop, state in states:
             if state.connections is None:
                 continue
             if loop is here:
                 await state.connections.aclose()
             elif not loop.is_closed():  # another thread's loop: close them there
-                with contextlib.suppress(RuntimeError):  # it closed in the meantime
-                    asyncio.run_coroutine_threadsafe(state.connections.aclose(), loop)
+                elsewhere.append((loop, _close_there(state.connections, loop)))
+        deadline = here.time() + CLOSE_ELSEWHERE_WAIT
+        while elsewhere and here.time() < deadline:
+            await asyncio.wait([done for _, done in elsewhere], timeout=0.05)
+            # a loop that stopped runs our close first when it runs again (or its shutdown does)
+            elsewhere = [(loop, done) for loop, done in elsewhere if loop.is_running()]
+            elsewhere = [(loop, done) for loop, done in elsewhere if not done.done()]
+
+
+#: How long ``close()`` waits for another thread's event loop to close its connections (a loop
+#: blocked by its thread does not get to them; its requests are stopped all the same).
+CLOSE_ELSEWHERE_WAIT = 5.0
+
+
+def _close_there(connections: Connections, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+    """Close ``connections`` on ``loop`` (another thread's); the future ends when they are closed.
+
+    The coroutine is made on ``loop`` itself: one made here and handed over would be left
+    "never awaited" (a RuntimeWarning) by a loop that closes before running it; such a loop's
+    connections are closed by its own shutdown (see ``_close_at_loop_shutdown``).
+    """
+    done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def finished(task: asyncio.Future[None] | None) -> None:
+        if task is not None and not task.cancelled():
+            task.exception()  # retrieved: closing is best effort, as on this loop's shutdown
+        if not done.done():
+            done.set_result(None)
+
+    def start() -> None:
+        asyncio.ensure_future(connections.aclose()).add_done_callback(finished)
+
+    try:
+        loop.call_soon_threadsafe(start)
+    except RuntimeError:  # it closed in the meantime
+        finished(None)
+    return asyncio.wrap_future(done)

@@ -146,6 +146,10 @@ def _log_attempt(method: str, url: str, attempt: int, result: object) -> None:
         logger.debug("%s %s attempt %d -> %s", method, url, attempt, what)
 
 
+#: httpcore's trace event just before an HTTP/1.1 request's first byte is written.
+_BEFORE_FIRST_BYTE = "http11.send_request_headers.started"
+
+
 @dataclass
 class _Call:
     """The per-call pieces shared by both loops."""
@@ -178,10 +182,30 @@ class _Call:
         content: bytes | None,
         files: Mapping[str, Any] | None,
         data: Mapping[str, Any] | None,
+        trace: Callable[[str, Mapping[str, Any]], object],
     ) -> dict[str, Any]:
         """One attempt's request parts, as both ``httpx.Client.request`` and
-        :func:`direct_request` take them."""
-        return {"content": content, "files": files, "data": data, "headers": self.headers()}
+        :func:`direct_request` take them; ``trace`` is :meth:`trace` or :meth:`atrace`."""
+        return {
+            "content": content,
+            "files": files,
+            "data": data,
+            "headers": self.headers(),
+            "extensions": {"trace": trace},
+        }
+
+    def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        """httpcore's request trace (the ``trace`` request extension), told of each step of an
+        attempt. Its last step before the first byte goes out: a call stopped by then is not
+        sent. Closing a client cuts its requests in flight short by shutting their sockets, and a
+        connection still being opened has none yet: without this check its request would go out
+        (and be charged) after ``close()`` returned."""
+        if event == _BEFORE_FIRST_BYTE and self.scope.stopped():
+            raise httpx.ConnectError(f"not sent: {self.scope.stop_error()}")
+
+    async def atrace(self, event: str, info: Mapping[str, Any]) -> None:
+        """The async twin of :meth:`trace` (httpcore awaits an async client's trace)."""
+        self.trace(event, info)
 
     def sent(self) -> None:
         """An attempt goes on the wire now."""
@@ -305,23 +329,24 @@ class SyncRequester:
             # caller's http_client may follow redirects by default.
             request = self.client.build_request(method, url, **parts)
             return read_bounded(self.client.send(request, follow_redirects=False, stream=True))
-        with self.lanes.lease() as lane:
-            try:
-                with call.scope.using(lane):
-                    call.sent()
-                    if isinstance(lane, httpx.Client):
-                        request = lane.build_request(method, url, **parts)
-                        response = lane.send(request, follow_redirects=False, stream=True)
-                    else:
-                        request = direct_request(method, url, timeout=self.timeout, **parts)
-                        response = lane.handle_request(request)
-                        response.request = request
-                    return read_bounded(response)
-            finally:
-                if call.scope.stopped():  # its socket may have been shut: never lend it again
-                    self.lanes.retire(lane)
-                    with contextlib.suppress(Exception):
-                        lane.close()
+        lane = self.lanes.take()
+        try:
+            with call.scope.using(lane):
+                call.sent()
+                if isinstance(lane, httpx.Client):
+                    request = lane.build_request(method, url, **parts)
+                    response = lane.send(request, follow_redirects=False, stream=True)
+                else:
+                    request = direct_request(method, url, timeout=self.timeout, **parts)
+                    response = lane.handle_request(request)
+                    response.request = request
+                return read_bounded(response)
+        finally:
+            if call.scope.stopped():  # its socket may have been shut: never lend it again
+                self.lanes.retire(lane)
+            if not self.lanes.give_back(lane):
+                with contextlib.suppress(Exception):
+                    lane.close()
 
     def request(
         self,
@@ -366,7 +391,9 @@ class SyncRequester:
                 call.check_halted()
                 result: APIResponse | AurousError
                 try:
-                    response = self._send(call, call.parts(content=content, files=files, data=data))
+                    response = self._send(
+                        call, call.parts(content=content, files=files, data=data, trace=call.trace)
+                    )
                     result = _outcome(response, state, idempotency_key)
                     call.observe(response, result)
                 except httpx.TransportError as exc:
@@ -379,9 +406,11 @@ class SyncRequester:
 
     def close(self) -> None:
         """Refuse new calls, stop the running ones, close the lanes."""
-        self.scopes.close()
-        for lane in self.lanes.close_all() if self.lanes is not None else ():
-            lane.close()
+        self.scopes.close()  # shuts the sockets of the requests in flight
+        if self.lanes is not None:
+            idle, _in_use = self.lanes.close_all()  # those in use are closed by their borrowers
+            for lane in idle:
+                lane.close()
 
 
 class AsyncRequester:
@@ -467,7 +496,7 @@ class AsyncRequester:
                             http,
                             method,
                             call.url,
-                            call.parts(content=content, files=files, data=data),
+                            call.parts(content=content, files=files, data=data, trace=call.atrace),
                         )
                     result = _outcome(response, state, idempotency_key)
                     call.observe(response, result)

@@ -17,7 +17,7 @@ from aurous_embed._errors import (
     ClientClosedError,
     skipped_error,
 )
-from aurous_embed._retry import Clock
+from aurous_embed._retry import Clock, SystemClock
 
 
 class CallScope:
@@ -34,8 +34,9 @@ class CallScope:
         self._lanes: list[object] = []
         #: stopped because the client was closed (the call's errors say so)
         self.closed = False
-        #: waits are cut into slices so that a stop is noticed (batches; a single call's
-        #: retry wait runs whole and its next attempt sees the stop)
+        #: waits are cut into slices so that a stop or a halt is noticed (batches); a single
+        #: call's wait is too on the real clock (close() may come from another thread), and runs
+        #: whole on an injected clock (tests count its sleeps; its next attempt sees the stop)
         self.interruptible = interruptible
         #: the error that stopped the batch (a bad key, no credits): requests not sent yet are
         #: not sent, those in flight finish (see :meth:`halt`)
@@ -94,8 +95,9 @@ class CallScope:
 
     def sleep(self, clock: Clock, seconds: float, *, halts: bool = False) -> None:
         """A wait that a stop (or, with ``halts``, a halt: a request not yet sent waiting for
-        the pacer) cuts short within a quarter of a second, if ``interruptible``."""
-        if not self.interruptible:
+        the pacer) cuts short within a quarter of a second (a single call's: see
+        ``interruptible``)."""
+        if not self.interruptible and not isinstance(clock, SystemClock):
             clock.sleep(seconds)
             return
         end = clock.monotonic() + seconds
@@ -104,7 +106,7 @@ class CallScope:
 
     async def asleep(self, clock: Clock, seconds: float, *, halts: bool = False) -> None:
         """The async twin of :meth:`sleep`."""
-        if not self.interruptible:
+        if not self.interruptible and not isinstance(clock, SystemClock):
             await clock.asleep(seconds)
             return
         end = clock.monotonic() + seconds

@@ -129,8 +129,9 @@ def test_a_proxy_in_the_environment_keeps_requests_on_the_httpx_client(
     with AurousClient(API_KEY) as client:
         lanes = client._requester.lanes
         assert lanes is not None
-        with lanes.lease() as lane:
-            assert isinstance(lane, httpx.Client)
+        lane = lanes.take()
+        assert isinstance(lane, httpx.Client)
+        assert lanes.give_back(lane)
     for backend in HTTP_BACKENDS:  # aiohttp is not used either: it would not route via the proxy
         connections = Connections(5.0, backend, "https://api.test.invalid/v1")
         assert connections._session is None
@@ -141,8 +142,9 @@ def test_a_proxy_in_the_environment_keeps_requests_on_the_httpx_client(
     with AurousClient(API_KEY) as client:
         lanes = client._requester.lanes
         assert lanes is not None
-        with lanes.lease() as lane:
-            assert isinstance(lane, httpx.HTTPTransport)
+        lane = lanes.take()
+        assert isinstance(lane, httpx.HTTPTransport)
+        assert lanes.give_back(lane)
     assert isinstance(
         Connections(5.0, "httpx", "https://api.test.invalid/v1")._new_lane(),
         httpx.AsyncHTTPTransport,

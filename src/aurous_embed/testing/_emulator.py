@@ -269,6 +269,13 @@ class Emulator:
         self._stop_event = asyncio.Event()
         ready.set()
         await self._stop_event.wait()
+        from aurous_embed.testing._protocol import STOPPING
+
+        setattr(server.server_state, STOPPING, True)  # connections made from now on close at once
+        # A connection accepted in the same loop turn as the stop has its transport made by a task
+        # that has not run yet; run after the listener closed, that task fails (asyncio.Server
+        # refuses to attach it) and drops the accepted socket unclosed. One turn lets it run.
+        await asyncio.sleep(0)
         for listener in server.servers:
             listener.close()
         for connection in list(server.server_state.connections):

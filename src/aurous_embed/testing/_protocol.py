@@ -27,6 +27,11 @@ from aurous_embed.testing._ids import request_id
 #: [ASSUMPTION] the API's timeouts are not documented: the emulator's bounds for slow clients.
 HEADER_TIMEOUT = 10.0
 
+#: Set (to ``True``) on uvicorn's ``ServerState`` when the emulator stops: a connection whose
+#: accept was still under way when the listener closed is closed as soon as it is made, instead of
+#: being left open when the server's event loop ends (a ResourceWarning at garbage collection).
+STOPPING = "aurous_emulator_stopping"
+
 
 def envelope_response(error: ApiError) -> bytes:
     """A complete HTTP/1.1 answer carrying ``error``'s envelope, closing the connection."""
@@ -64,6 +69,8 @@ class EnvelopeHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
+        if getattr(self.server_state, STOPPING, False):
+            self.shutdown()  # no request yet: closes the connection now
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
